@@ -1,0 +1,230 @@
+//! `create` and `run`: the one path that makes a container.
+
+use super::Global;
+use crate::cli::CreateOpts;
+use crate::container::bundle;
+use crate::container::state::{CgroupState, Container, FIFO};
+use crate::process::sync::Msg;
+use crate::process::{self, Launched, Mode, Plan, PlanInput};
+use anyhow::{anyhow, bail, Result};
+use nix::sys::signal::{SigSet, Signal};
+use std::os::fd::OwnedFd;
+
+/// Removes everything a failed create made (process, cgroups, state dir) unless disarmed.
+struct Cleanup {
+    dir: Option<std::path::PathBuf>,
+    cgroup: Option<CgroupState>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all_and_wait();
+            let _ = cg.destroy();
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn make_fifo(c: &Container) -> Result<OwnedFd> {
+    let path = c.dir.join(FIFO);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| anyhow!("mkfifo {}: {e}", path.display()))?;
+    // Our own read end, inherited by the init: start's non-blocking open only succeeds while
+    // the init is alive to hold it.
+    crate::sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| anyhow!("open {}: {e}", path.display()))
+}
+
+struct Made {
+    container: Container,
+    launched: Launched,
+    _cleanup: Cleanup,
+}
+
+impl Made {
+    fn disarm(&mut self) {
+        self.launched.guard.disarm();
+        self._cleanup.dir = None;
+        self._cleanup.cgroup = None;
+    }
+}
+
+fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
+    crate::container::state::validate_id(id)?;
+    let use_cgroups = g.use_cgroups()?;
+    let b = bundle::load(&opts.bundle)?;
+    let mut container = Container::create(&g.root, id)?;
+    let mut cleanup = Cleanup {
+        dir: Some(container.dir.clone()),
+        cgroup: None,
+    };
+    let linux = b
+        .spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+    let cgroup = if use_cgroups {
+        let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
+        Some(CgroupState::plan(cp.as_deref(), id)?)
+    } else {
+        None
+    };
+    let st = &mut container.state;
+    st.bundle = b.dir.to_string_lossy().into_owned();
+    st.rootfs = b.rootfs.to_string_lossy().into_owned();
+    st.created = crate::timefmt::rfc3339_nanos(std::time::SystemTime::now());
+    st.owner = nix::unistd::geteuid().as_raw();
+    st.annotations = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    st.own_pidns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
+    if let Some(cg) = &cgroup {
+        st.cgroup = cg.clone();
+    }
+    // Recorded before any cgroup exists, so a create killed from here on is cleaned by delete.
+    container.save()?;
+    if let Some(cg) = cgroup {
+        let r = {
+            let mut cg = cg;
+            let r = cg.create();
+            container.state.cgroup = cg.clone();
+            cleanup.cgroup = Some(cg);
+            r
+        };
+        container.save()?;
+        r?;
+    }
+    let fifo = if mode == Mode::Create {
+        Some(make_fifo(&container)?)
+    } else {
+        None
+    };
+    let plan = Plan::build(PlanInput {
+        spec: &b.spec,
+        bundle: &b.dir,
+        rootfs: &b.rootfs,
+        mode,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        fifo,
+        cgroup_paths: &container.state.cgroup.paths,
+        id,
+        no_new_keyring: opts.no_new_keyring,
+    })?;
+    crate::log::debug(&format!(
+        "create {id}: clone flags {:#x}, unshare {:#x}, fork {}, {} joins, {} mounts",
+        plan.clone_flags,
+        plan.unshare_flags,
+        plan.fork_after,
+        plan.ns.joins.len(),
+        plan.rootfs.mounts.len()
+    ));
+    let cg = cleanup.cgroup.clone();
+    let launched = process::launch(&plan, cg.as_ref())?;
+    let (start, _) = crate::container::state::proc_stat(launched.pid)
+        .ok_or_else(|| anyhow!("container init exited during setup"))?;
+    container.state.pid = launched.pid;
+    container.state.start_time = start;
+    crate::log::debug(&format!("create {id}: init pid {} is ready", launched.pid));
+    container.save()?;
+    if let Some(p) = &opts.pid_file {
+        process::write_pid_file(p, launched.pid)?;
+    }
+    Ok(Made {
+        container,
+        launched,
+        _cleanup: cleanup,
+    })
+}
+
+pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
+    let mut m = make(g, opts, id, Mode::Create)?;
+    m.launched.sync.send(&Msg::Committed)?;
+    // EOF: the init dropped its parent-death signal and closed its end; we may exit.
+    match m.launched.sync.recv()? {
+        None => {}
+        Some(Msg::Error(_, e)) => bail!("{e}"),
+        Some(other) => bail!("sync: unexpected {other:?}"),
+    }
+    m.disarm();
+    Ok(0)
+}
+
+/// Signals `run` relays to the container (all but the ones that make no sense to forward).
+fn forward_set() -> SigSet {
+    let mut s = SigSet::all();
+    for sig in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGTRAP,
+        Signal::SIGABRT,
+        Signal::SIGSYS,
+    ] {
+        s.remove(sig);
+    }
+    s
+}
+
+fn wait_status(st: nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus::*;
+    match st {
+        Exited(_, code) => Some(code),
+        Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) -> Result<i32> {
+    // Blocked before the clone: a container that exits at once must not lose its SIGCHLD
+    // (youki's `run` hung on exactly that); the child unblocks before exec.
+    let set = forward_set();
+    let old = crate::sys::block_signals(&set).map_err(|e| anyhow!("block signals: {e}"))?;
+    let mut m = make(g, opts, id, Mode::Run)?;
+    m.launched.sync.send(&Msg::Start)?;
+    match m.launched.sync.recv()? {
+        None => {}
+        Some(Msg::Error(_, e)) => bail!("{e}"),
+        Some(other) => bail!("sync: unexpected {other:?}"),
+    }
+    m.disarm();
+    m.container.unlock();
+    let pid = m.launched.pid;
+    if detach {
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+        return Ok(0);
+    }
+    let code = loop {
+        let sig = match set.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig == Signal::SIGCHLD {
+            let mut done = None;
+            loop {
+                match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(st) if st.pid() == Some(nix::unistd::Pid::from_raw(pid)) => done = wait_status(st),
+                    Ok(_) => {}
+                }
+            }
+            if let Some(c) = done {
+                break c;
+            }
+        } else {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+    };
+    if !keep {
+        // Re-read under the lock: a concurrent `delete --force` may have removed it already.
+        if let Ok(c) = Container::load(&g.root, id, true) {
+            super::delete::destroy(&c)?;
+        }
+    }
+    Ok(code)
+}

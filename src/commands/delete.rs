@@ -1,0 +1,38 @@
+use super::Global;
+use crate::container::state::{Container, Status};
+use anyhow::{bail, Result};
+use std::os::fd::AsFd;
+
+/// Kill what is left, wait for the init to be gone, remove cgroups and state.
+pub fn destroy(c: &Container) -> Result<()> {
+    if let Some(fd) = c.init_pidfd() {
+        let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        // A pidfd polls readable once the process has exited.
+        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
+    }
+    if !c.state.own_pidns || !c.state.cgroup.procs().is_empty() {
+        c.state.cgroup.kill_all_and_wait();
+    }
+    let r = c.state.cgroup.destroy();
+    c.remove_dir()?;
+    r
+}
+
+pub fn run(g: &Global, id: &str, force: bool) -> Result<i32> {
+    let c = match Container::load(&g.root, id, true) {
+        Ok(c) => c,
+        Err(e) if force && e.to_string() == "container does not exist" => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let status = c.status();
+    if !force && !status.can_delete() {
+        bail!("cannot delete container {id} that is not stopped: {}", status.as_str());
+    }
+    if status == Status::Stopped && c.state.pid == 0 {
+        // A create that died before its init existed: only its cgroups and directory are left.
+        c.state.cgroup.kill_all_and_wait();
+    }
+    destroy(&c)?;
+    Ok(0)
+}

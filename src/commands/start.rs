@@ -1,0 +1,23 @@
+use super::Global;
+use crate::container::state::{Container, Status, FIFO};
+use anyhow::{anyhow, bail, Result};
+
+pub fn run(g: &Global, id: &str) -> Result<i32> {
+    let c = Container::load(&g.root, id, true)?;
+    match c.status() {
+        s if s.can_start() => {}
+        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Running => bail!("cannot start an already running container"),
+        s => bail!("cannot start a container in the {} state", s.as_str()),
+    }
+    let fifo = c.dir.join(FIFO);
+    // Non-blocking: if the init died there is no reader and open fails with ENXIO at once.
+    let fd = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| match e {
+        nix::errno::Errno::ENXIO => anyhow!("cannot start a container that has stopped"),
+        e => anyhow!("open {}: {e}", fifo.display()),
+    })?;
+    nix::unistd::write(&fd, b"0").map_err(|e| anyhow!("write {}: {e}", fifo.display()))?;
+    drop(fd);
+    std::fs::remove_file(&fifo).map_err(|e| anyhow!("remove {}: {e}", fifo.display()))?;
+    Ok(0)
+}

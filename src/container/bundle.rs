@@ -1,0 +1,181 @@
+//! Load and validate a bundle's config.json before anything on the system is touched: every
+//! error here names the field, and nothing has been created yet when it is reported.
+
+use anyhow::{anyhow, bail, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+/// The bundle directory as runc resolves it: `-b DIR` or the current directory, made absolute.
+pub fn bundle_dir(arg: &str) -> Result<PathBuf> {
+    let p = if arg.is_empty() {
+        std::env::current_dir()?
+    } else {
+        PathBuf::from(arg)
+    };
+    std::fs::canonicalize(&p).map_err(|e| anyhow!("bundle {}: {e}", p.display()))
+}
+
+pub fn load(arg: &str) -> Result<Bundle> {
+    let dir = bundle_dir(arg)?;
+    let path = dir.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow!("JSON specification file config.json not found"),
+        _ => anyhow!("read {}: {e}", path.display()),
+    })?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(|e| anyhow!("parse config.json: {e}"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: root must be set"))?;
+    let rootfs = dir.join(root.path());
+    let rootfs =
+        std::fs::canonicalize(&rootfs).map_err(|e| anyhow!("invalid rootfs: stat {}: {e}", rootfs.display()))?;
+    if !rootfs.is_dir() {
+        bail!("invalid rootfs: {} is not a directory", rootfs.display());
+    }
+    validate(&spec)?;
+    Ok(Bundle { dir, rootfs, spec })
+}
+
+fn ns_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|v| v.iter().map(|n| n.typ()).collect())
+        .unwrap_or_default()
+}
+
+/// The sysctls runc accepts: namespaced ones, and only when the container owns that namespace.
+pub fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    const IPC: [&str; 6] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+    ];
+    let ipc = IPC.contains(&key)
+        || key == "kernel.shmmni"
+        || key == "kernel.shm_rmid_forced"
+        || key.starts_with("fs.mqueue.");
+    if ipc {
+        if has(LinuxNamespaceType::Ipc) {
+            return Ok(());
+        }
+        bail!("linux.sysctl: {key} requires a new IPC namespace");
+    }
+    if key.starts_with("net.") {
+        if has(LinuxNamespaceType::Network) {
+            return Ok(());
+        }
+        bail!("linux.sysctl: {key} requires a new network namespace");
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        if has(LinuxNamespaceType::Uts) {
+            return Ok(());
+        }
+        bail!("linux.sysctl: {key} requires a new UTS namespace");
+    }
+    bail!("linux.sysctl: {key} is not namespaced and cannot be set in a container")
+}
+
+fn validate(spec: &Spec) -> Result<()> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: process must be set"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("config.json: process.args must not be empty");
+    }
+    if process.terminal().unwrap_or(false) {
+        bail!("config.json: process.terminal is not supported yet; set it to false");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("config.json: process.cwd {:?} must be an absolute path", process.cwd());
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+    let types = ns_types(spec);
+    let mut seen = HashSet::new();
+    for t in &types {
+        if !seen.insert(*t) {
+            bail!("linux.namespaces: duplicate namespace type {t}");
+        }
+    }
+    // Entries with a path join that namespace; both count as "the container has its own".
+    let has = |t: LinuxNamespaceType| types.contains(&t);
+    if (spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        || spec.domainname().as_ref().is_some_and(|h| !h.is_empty()))
+        && !has(LinuxNamespaceType::Uts)
+    {
+        bail!("config.json: hostname or domainname requires a UTS namespace");
+    }
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let userns = linux
+        .namespaces()
+        .as_ref()
+        .and_then(|v| v.iter().find(|n| n.typ() == LinuxNamespaceType::User));
+    match userns {
+        Some(ns) if ns.path().is_none() && !maps => {
+            bail!("linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+        }
+        None if maps => bail!("linux.uidMappings: id mappings need a user namespace"),
+        _ => {}
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        let own = linux
+            .namespaces()
+            .as_ref()
+            .and_then(|v| v.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
+        if !own.is_some_and(|n| n.path().is_none()) {
+            bail!("linux.timeOffsets: time offsets need a new time namespace");
+        }
+        for k in linux.time_offsets().as_ref().unwrap().keys() {
+            if k != "monotonic" && k != "boottime" {
+                bail!("linux.timeOffsets: unknown clock {k:?} (monotonic or boottime)");
+            }
+        }
+    }
+    for key in linux.sysctl().as_ref().into_iter().flat_map(|s| s.keys()) {
+        check_sysctl(key, &has)?;
+    }
+    if let Some(cp) = linux.cgroups_path() {
+        let s = cp.to_string_lossy();
+        if !s.starts_with('/') && s.matches(':').count() == 2 {
+            bail!("linux.cgroupsPath {s:?}: the systemd cgroup driver is not supported yet");
+        }
+    }
+    if linux.seccomp().is_some() {
+        bail!("linux.seccomp: seccomp is not supported yet");
+    }
+    for m in spec.mounts().as_ref().into_iter().flatten() {
+        let d = m.destination();
+        if !d.is_absolute() {
+            bail!("mounts: destination {:?} must be an absolute path", d);
+        }
+        crate::rootfs::check_destination(d)?;
+    }
+    crate::process::caps::validate(process)?;
+    crate::process::rlimits::validate(process)?;
+    Ok(())
+}
+
+/// Resolve a mount source: relative bind sources are relative to the bundle (runtime-spec).
+pub fn mount_source(bundle: &Path, src: &Path) -> PathBuf {
+    if src.is_absolute() {
+        src.to_path_buf()
+    } else {
+        bundle.join(src)
+    }
+}

@@ -1,0 +1,2 @@
+pub mod bundle;
+pub mod state;

@@ -1,0 +1,321 @@
+//! The lifecycle state machine and the on-disk state of one container.
+//!
+//! `<root>/<id>/state.json` holds what the live process cannot tell us (bundle, cgroups, start
+//! time); the status itself is always derived from the live process, never trusted from disk:
+//! - `pid == 0`: the creating berth has not finished (`creating`); if it died, `delete` cleans up.
+//! - the pid is gone, a zombie, or its start time differs (pid reuse): `stopped`.
+//! - the container's freezer says FROZEN: `paused`.
+//! - `exec.fifo` still exists (start removes it): `created`; otherwise `running`.
+//!
+//! Writes are atomic (temp file, fsync, rename) and every mutating command holds an exclusive
+//! flock on the container directory, so concurrent commands on one id serialise.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "state.json";
+pub const FIFO: &str = "exec.fifo";
+/// The runtime-spec version berth implements (printed by `--version` and `state`).
+pub const OCI_VERSION: &str = "1.2.1";
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct CgroupState {
+    /// Every cgroup directory the container's processes were placed in, one per hierarchy.
+    pub paths: Vec<PathBuf>,
+    /// The directories berth itself created (deepest last); only these are ever removed.
+    pub created: Vec<PathBuf>,
+    /// v1 freezer directory, if any (pause/resume and the `paused` status).
+    #[serde(default)]
+    pub freezer: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct State {
+    pub id: String,
+    pub pid: i32,
+    /// Field 22 of /proc/<pid>/stat at create time: guards against pid reuse.
+    pub start_time: u64,
+    pub bundle: String,
+    pub rootfs: String,
+    pub created: String,
+    pub owner: u32,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cgroup: CgroupState,
+    /// The container has its own pid namespace: killing init kills everything.
+    #[serde(default)]
+    pub own_pidns: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+    pub fn can_start(self) -> bool {
+        self == Status::Created
+    }
+    pub fn can_kill(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
+    /// Without --force only a container that is not running may be deleted (runc: a created
+    /// container is deleted by killing its waiting init).
+    pub fn can_delete(self) -> bool {
+        matches!(self, Status::Created | Status::Stopped | Status::Creating)
+    }
+}
+
+/// runc's container id rule: `^[\w+-\.]+$`, not `.` or `..`; berth also caps the length so an id
+/// always fits a file name.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if !ok {
+        bail!("invalid container ID format");
+    }
+    Ok(())
+}
+
+/// Start time (field 22 of /proc/<pid>/stat) and the state letter; None if the pid is gone.
+pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
+    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let s = String::from_utf8_lossy(&data);
+    // The command name (field 2) may contain spaces and ')': split after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
+
+/// One container directory, locked for the lifetime of this value when `locked`.
+pub struct Container {
+    pub dir: PathBuf,
+    pub state: State,
+    _lock: Option<OwnedFd>,
+}
+
+fn lock_dir(dir: &Path) -> Result<OwnedFd> {
+    let fd = crate::sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .with_context(|| format!("open {}", dir.display()))?;
+    crate::sys::lock_exclusive(fd.as_fd()).with_context(|| format!("lock {}", dir.display()))?;
+    Ok(fd)
+}
+
+impl Container {
+    pub fn dir_of(root: &Path, id: &str) -> PathBuf {
+        root.join(id)
+    }
+
+    /// Make the container directory; exactly one of concurrent creators of an id wins the mkdir.
+    pub fn create(root: &Path, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        std::fs::create_dir_all(root).with_context(|| format!("create state root {}", root.display()))?;
+        let dir = Self::dir_of(root, id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("container with given ID already exists")
+            }
+            Err(e) => return Err(anyhow!("create state directory {}: {e}", dir.display())),
+        }
+        let lock = lock_dir(&dir)?;
+        let state = State {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        Ok(Container {
+            dir,
+            state,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Load a container; `lock` takes the exclusive lock first (for mutating commands).
+    pub fn load(root: &Path, id: &str, lock: bool) -> Result<Container> {
+        validate_id(id)?;
+        let dir = Self::dir_of(root, id);
+        let lock = if lock {
+            match lock_dir(&dir) {
+                Ok(l) => Some(l),
+                Err(_) if !dir.exists() => bail!("container does not exist"),
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let data = match std::fs::read(dir.join(STATE_FILE)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if dir.is_dir() {
+                    // A create that died before its first state write: only delete may touch it.
+                    let state = State {
+                        id: id.to_string(),
+                        ..Default::default()
+                    };
+                    return Ok(Container {
+                        dir,
+                        state,
+                        _lock: lock,
+                    });
+                }
+                bail!("container does not exist")
+            }
+            Err(e) => bail!("read state of {id}: {e}"),
+        };
+        let state: State = serde_json::from_slice(&data).map_err(|e| anyhow!("corrupt state file for {id}: {e}"))?;
+        Ok(Container {
+            dir,
+            state,
+            _lock: lock,
+        })
+    }
+
+    /// Atomic replace of state.json: a reader sees the old or the new file, never half of one.
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let data = serde_json::to_vec(&self.state)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("write {}", tmp.display()))?;
+        f.write_all(&data).with_context(|| format!("write {}", tmp.display()))?;
+        f.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
+        std::fs::rename(&tmp, self.dir.join(STATE_FILE)).with_context(|| format!("rename {}", tmp.display()))?;
+        Ok(())
+    }
+
+    /// Is the recorded init still the same live process?
+    pub fn init_alive(&self) -> bool {
+        if self.state.pid <= 0 {
+            return false;
+        }
+        matches!(proc_stat(self.state.pid), Some((start, st)) if start == self.state.start_time && st != 'Z' && st != 'X')
+    }
+
+    pub fn status(&self) -> Status {
+        if self.state.pid == 0 {
+            return if self._lock.is_some() {
+                Status::Stopped
+            } else {
+                Status::Creating
+            };
+        }
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if crate::cgroups::is_frozen(&self.state.cgroup) {
+            return Status::Paused;
+        }
+        if self.dir.join(FIFO).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    /// A pidfd for the init, verified against the recorded start time after opening it, so a
+    /// signal can never reach a process that merely reused the pid.
+    pub fn init_pidfd(&self) -> Option<OwnedFd> {
+        let fd = crate::sys::pidfd_open(self.state.pid).ok()?;
+        if self.init_alive() {
+            Some(fd)
+        } else {
+            None
+        }
+    }
+
+    pub fn signal_init(&self, sig: i32) -> Result<()> {
+        let fd = self.init_pidfd().ok_or_else(|| anyhow!("container not running"))?;
+        crate::sys::pidfd_send_signal(fd.as_fd(), sig).map_err(|e| match e {
+            nix::errno::Errno::ESRCH => anyhow!("container not running"),
+            e => anyhow!("signal {sig} to pid {}: {e}", self.state.pid),
+        })
+    }
+
+    /// Give up the exclusive lock early (a foreground `run` must not block other commands).
+    pub fn unlock(&mut self) {
+        self._lock = None;
+    }
+
+    pub fn remove_dir(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
+    }
+
+    /// The OCI state document, in runc's field order.
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = if status == Status::Stopped { 0 } else { self.state.pid };
+        let mut v = serde_json::json!({
+            "ociVersion": OCI_VERSION,
+            "id": self.state.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.state.bundle,
+            "rootfs": self.state.rootfs,
+            "created": self.state.created,
+            "owner": "",
+        });
+        if !self.state.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(self.state.annotations);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rule_matches_runc() {
+        for ok in ["a", "abc-DEF_1.2+3", &"x".repeat(1024)] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\nb", "é", &"x".repeat(1025)] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn status_machine() {
+        assert!(Status::Created.can_start());
+        assert!(!Status::Running.can_start());
+        assert!(Status::Running.can_kill() && !Status::Stopped.can_kill());
+        assert!(Status::Stopped.can_delete() && Status::Created.can_delete());
+        assert!(!Status::Running.can_delete() && !Status::Paused.can_delete());
+    }
+
+    #[test]
+    fn proc_stat_of_self() {
+        let (start, st) = proc_stat(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert!(st == 'R' || st == 'S');
+        assert!(proc_stat(i32::MAX).is_none());
+    }
+}

@@ -1,0 +1,99 @@
+//! berth: a daemonless, runc-compatible OCI container runtime.
+//! Parse the command line, set up logging, dispatch, map errors to exit codes; no logic here.
+
+mod cgroups;
+mod cli;
+mod commands;
+mod container;
+mod errtext;
+mod log;
+mod namespaces;
+mod process;
+mod rootfs;
+mod sys;
+mod timefmt;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::path::PathBuf;
+
+fn default_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/berth");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
+        _ => PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid())),
+    }
+}
+
+fn print_version() {
+    println!("berth version {}", env!("CARGO_PKG_VERSION"));
+    println!("commit: {}", option_env!("BERTH_COMMIT").unwrap_or("unknown"));
+    println!("spec: {}", container::state::OCI_VERSION);
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let g = commands::Global {
+        root: cli.root.map(PathBuf::from).unwrap_or_else(default_root),
+        systemd_cgroup: cli.systemd_cgroup,
+        cgroup_manager: cli.cgroup_manager,
+    };
+    if let Some(r) = cli.rootless.as_deref() {
+        match r {
+            "false" | "auto" => {}
+            "true" if nix::unistd::geteuid().is_root() => {}
+            "true" => anyhow::bail!("rootless containers are not supported yet"),
+            other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
+        }
+    }
+    let Some(cmd) = cli.command else {
+        anyhow::bail!("no command given; see berth --help");
+    };
+    let prefixed = |name: &str, r: anyhow::Result<i32>| r.map_err(|e| anyhow::anyhow!("berth {name} failed: {e:#}"));
+    match cmd {
+        Command::Create(c) => prefixed("create", commands::create::create(&g, &c.opts, &c.id)),
+        Command::Run(r) => prefixed("run", commands::create::run(&g, &r.opts, &r.id, r.detach, r.keep)),
+        Command::Start(a) => commands::start::run(&g, &a.id),
+        Command::State(a) => commands::state::run(&g, &a.id),
+        Command::Kill(k) => commands::kill::run(&g, &k.id, k.signal.as_deref(), k.all),
+        Command::Delete(d) => commands::delete::run(&g, &d.id, d.force),
+        Command::List(l) => commands::list::run(&g, &l.format, l.quiet),
+        Command::Spec(s) => commands::spec::run(&s.bundle, s.rootless),
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if cli.version {
+        print_version();
+        return;
+    }
+    let format = match cli.log_format.as_str() {
+        "text" => log::Format::Text,
+        "json" => log::Format::Json,
+        other => {
+            log::error(&format!("invalid log-format: {other}"));
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = log::init(cli.log.as_deref(), format, cli.debug) {
+        log::error(&format!("{e:#}"));
+        std::process::exit(1);
+    }
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&format!("{e:#}"));
+            1
+        }
+    };
+    std::process::exit(code);
+}

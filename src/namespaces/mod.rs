@@ -1,0 +1,162 @@
+//! linux.namespaces -> clone flags, joins by path (opened in the parent), id maps.
+
+use anyhow::{anyhow, Context, Result};
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType as T};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+pub const CLONE_NEWTIME: i32 = 0x80;
+
+pub fn flag(t: T) -> i32 {
+    match t {
+        T::Mount => libc::CLONE_NEWNS,
+        T::Cgroup => libc::CLONE_NEWCGROUP,
+        T::Uts => libc::CLONE_NEWUTS,
+        T::Ipc => libc::CLONE_NEWIPC,
+        T::User => libc::CLONE_NEWUSER,
+        T::Pid => libc::CLONE_NEWPID,
+        T::Network => libc::CLONE_NEWNET,
+        T::Time => CLONE_NEWTIME,
+    }
+}
+
+/// setns order: the user namespace first (it grants the capabilities the other joins need),
+/// the mount namespace last (runc's order).
+const JOIN_ORDER: [T; 8] = [
+    T::User,
+    T::Ipc,
+    T::Uts,
+    T::Network,
+    T::Pid,
+    T::Time,
+    T::Cgroup,
+    T::Mount,
+];
+
+pub struct Join {
+    pub flag: i32,
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+pub struct NsPlan {
+    /// Namespaces to create.
+    pub new: i32,
+    /// Namespaces to join, in JOIN_ORDER.
+    pub joins: Vec<Join>,
+    pub uid_map: String,
+    pub gid_map: String,
+    /// "monotonic S N\nboottime S N\n" for /proc/self/timens_offsets.
+    pub time_offsets: String,
+}
+
+fn map_text(m: &Option<Vec<LinuxIdMapping>>) -> String {
+    m.iter()
+        .flatten()
+        .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+        .collect()
+}
+
+pub fn plan(linux: &Linux) -> Result<NsPlan> {
+    let mut new = 0;
+    let mut joins = Vec::new();
+    let list = linux.namespaces().clone().unwrap_or_default();
+    for t in JOIN_ORDER {
+        let Some(ns) = list.iter().find(|n| n.typ() == t) else {
+            continue;
+        };
+        match ns.path() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                let fd = crate::sys::open(p.as_path(), libc::O_RDONLY, 0)
+                    .map_err(|e| anyhow!("linux.namespaces: open {} namespace {}: {e}", t, p.display()))?;
+                joins.push(Join {
+                    flag: flag(t),
+                    fd,
+                    path: p.clone(),
+                });
+            }
+            _ => new |= flag(t),
+        }
+    }
+    let mut time_offsets = String::new();
+    for (clock, off) in linux.time_offsets().iter().flatten() {
+        time_offsets.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    Ok(NsPlan {
+        new,
+        joins,
+        uid_map: map_text(linux.uid_mappings()),
+        gid_map: map_text(linux.gid_mappings()),
+        time_offsets,
+    })
+}
+
+/// Write a child's uid/gid maps from the parent. As root in the initial user namespace berth may
+/// write any number of ranges; `deny_setgroups` is needed when the writer lacks CAP_SETGID there.
+pub fn write_maps(pid: i32, ns: &NsPlan, deny_setgroups: bool) -> Result<()> {
+    if deny_setgroups {
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").context("write setgroups deny")?;
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), &ns.uid_map)
+        .with_context(|| format!("write uid_map {:?}", ns.uid_map.trim()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &ns.gid_map)
+        .with_context(|| format!("write gid_map {:?}", ns.gid_map.trim()))?;
+    Ok(())
+}
+
+pub fn name(flag: i32) -> &'static str {
+    match flag {
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWNET => "net",
+        CLONE_NEWTIME => "time",
+        _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_new_namespaces_and_maps() {
+        let linux: Linux = serde_json::from_str(
+            r#"{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"user"},{"type":"time"}],
+                "uidMappings":[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":65536}],
+                "gidMappings":[{"containerID":0,"hostID":1000,"size":1}],
+                "timeOffsets":{"monotonic":{"secs":7,"nanosecs":0}}}"#,
+        )
+        .unwrap();
+        let p = plan(&linux).unwrap();
+        assert_eq!(
+            p.new,
+            libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUSER | CLONE_NEWTIME
+        );
+        assert!(p.joins.is_empty());
+        assert_eq!(p.uid_map, "0 1000 1\n1 100000 65536\n");
+        assert_eq!(p.time_offsets, "monotonic 7 0\n");
+    }
+
+    #[test]
+    fn joins_open_paths_in_order() {
+        let linux: Linux = serde_json::from_str(
+            r#"{"namespaces":[{"type":"mount","path":"/proc/self/ns/mnt"},{"type":"user","path":"/proc/self/ns/user"},{"type":"uts"}]}"#,
+        )
+        .unwrap();
+        let p = plan(&linux).unwrap();
+        assert_eq!(p.new, libc::CLONE_NEWUTS);
+        let order: Vec<i32> = p.joins.iter().map(|j| j.flag).collect();
+        assert_eq!(order, vec![libc::CLONE_NEWUSER, libc::CLONE_NEWNS]);
+        let bad: Linux =
+            serde_json::from_str(r#"{"namespaces":[{"type":"network","path":"/nonexistent/ns"}]}"#).unwrap();
+        assert!(plan(&bad).err().unwrap().to_string().contains("/nonexistent/ns"));
+    }
+}

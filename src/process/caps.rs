@@ -1,0 +1,128 @@
+//! Capabilities: names are turned into bitmasks in the parent; the child only issues prctl and
+//! capset. Inheritable and ambient are exactly what the config says, empty by default
+//! (CVE-2022-29162: non-empty inheritable sets leaked into containers).
+
+use anyhow::{anyhow, Result};
+use nix::errno::Errno;
+use oci_spec::runtime::{Capabilities, Process};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+fn cap_bit(c: &oci_spec::runtime::Capability) -> Result<u64> {
+    let name = format!("CAP_{c}");
+    let cap: caps::Capability = name.parse().map_err(|_| anyhow!("unknown capability {name:?}"))?;
+    Ok(cap.bitmask())
+}
+
+fn mask(set: &Option<Capabilities>, field: &str) -> Result<u64> {
+    let mut m = 0;
+    for c in set.iter().flatten() {
+        m |= cap_bit(c).map_err(|e| anyhow!("process.capabilities.{field}: {e}"))?;
+    }
+    Ok(m)
+}
+
+/// None when the config has no `capabilities` object: the process keeps none.
+pub fn sets(process: &Process) -> Result<CapSets> {
+    let Some(c) = process.capabilities() else {
+        return Ok(CapSets::default());
+    };
+    Ok(CapSets {
+        bounding: mask(c.bounding(), "bounding")?,
+        effective: mask(c.effective(), "effective")?,
+        permitted: mask(c.permitted(), "permitted")?,
+        inheritable: mask(c.inheritable(), "inheritable")?,
+        ambient: mask(c.ambient(), "ambient")?,
+    })
+}
+
+pub fn validate(process: &Process) -> Result<()> {
+    sets(process).map(drop)
+}
+
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Drop from the bounding set what is not configured. Needs CAP_SETPCAP, so it runs before the
+/// switch to the container's user.
+pub fn drop_bounding(sets: &CapSets) -> Result<()> {
+    for cap in 0..=last_cap().min(63) {
+        if sets.bounding & (1 << cap) == 0 {
+            // SAFETY: plain prctl with integer arguments.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            match Errno::result(r) {
+                Ok(_) | Err(Errno::EINVAL) => {}
+                Err(e) => return Err(anyhow!("drop capability {cap} from the bounding set: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Set effective, permitted and inheritable in one capset(2), then raise ambient. Runs after
+/// the uid switch (PR_SET_KEEPCAPS kept the permitted set across it).
+pub fn apply(sets: &CapSets) -> Result<()> {
+    let hdr = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let lo = |m: u64| m as u32;
+    let hi = |m: u64| (m >> 32) as u32;
+    let data = [
+        CapData {
+            effective: lo(sets.effective),
+            permitted: lo(sets.permitted),
+            inheritable: lo(sets.inheritable),
+        },
+        CapData {
+            effective: hi(sets.effective),
+            permitted: hi(sets.permitted),
+            inheritable: hi(sets.inheritable),
+        },
+    ];
+    // SAFETY: header and a two-element data array of the layout capset(2) v3 expects.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
+    Errno::result(r).map_err(|e| anyhow!("capset: {e}"))?;
+    for cap in 0..64u32 {
+        if sets.ambient & (1 << cap) != 0 {
+            // SAFETY: plain prctl with integer arguments.
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
+            };
+            // The kernel refuses ambient capabilities missing from permitted or inheritable;
+            // runc's specs list ambient sets without inheritable ones, so this is not an error.
+            let _ = Errno::result(r);
+        }
+    }
+    Ok(())
+}

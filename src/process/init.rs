@@ -1,0 +1,222 @@
+//! The container's init: one ordered list of steps run in the cloned child. It never returns
+//! into the parent's frames: errors go back over the sync socket, then `_exit`.
+
+use super::sync::{Msg, Sync};
+use super::{Mode, Plan};
+use crate::rootfs::setup;
+use crate::sys;
+use anyhow::{anyhow, bail, Context, Result};
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+
+pub fn child_main(plan: &Plan, sync: Sync) -> ! {
+    let mut sync = Some(sync);
+    match run(plan, &mut sync) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let errno = e.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32).unwrap_or(0);
+            let sent = sync
+                .as_ref()
+                .is_some_and(|s| s.send(&Msg::Error(errno, format!("{e:#}"))).is_ok());
+            if !sent {
+                // After create returned there is nobody on the socket: the container's stderr
+                // is all that is left.
+                eprintln!("berth: {e:#}");
+            }
+            sys::exit_now(1)
+        }
+    }
+}
+
+fn step<T>(what: &str, r: nix::Result<T>) -> Result<T> {
+    r.map_err(|e| anyhow!("{what}: {e}"))
+}
+
+fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
+    let Some(sync) = sync_slot.as_ref() else {
+        bail!("no sync socket")
+    };
+    // Die with the parent while being set up; re-armed below after credential changes
+    // (the kernel clears it on every uid/gid/capability change).
+    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962).
+    step("set non-dumpable", sys::set_non_dumpable())?;
+    sync.expect(Msg::Go)?;
+    for j in &plan.ns.joins {
+        sys::setns(j.fd.as_fd(), j.flag).map_err(|e| {
+            anyhow!(
+                "join {} namespace {}: {e}",
+                crate::namespaces::name(j.flag),
+                j.path.display()
+            )
+        })?;
+    }
+    if plan.userns_in_child {
+        // Joined namespaces first (they need our host capabilities), then the new user namespace.
+        step("unshare user namespace", sys::unshare(libc::CLONE_NEWUSER))?;
+        sync.send(&Msg::MapRequest)?;
+        sync.expect(Msg::MapDone)?;
+    }
+    if plan.become_root {
+        step("setresgid 0 in the user namespace", sys::setresgid(0))?;
+        step("setresuid 0 in the user namespace", sys::setresuid(0))?;
+    }
+    if plan.unshare_flags != 0 {
+        step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
+    }
+    if !plan.ns.time_offsets.is_empty() {
+        // Offsets can only be set before any process enters the new time namespace.
+        std::fs::write("/proc/self/timens_offsets", &plan.ns.time_offsets).context("write timens_offsets")?;
+    }
+    if plan.fork_after {
+        // pid and time namespaces apply to children only: the real init is our child, made a
+        // child of the berth parent (CLONE_PARENT) so `run` can wait for it.
+        match super::spawn::clone(libc::CLONE_PARENT)? {
+            Some(pid) => {
+                sync.send(&Msg::Pid(pid))?;
+                sys::exit_now(0);
+            }
+            None => step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?,
+        }
+    }
+    if plan.new_cgroupns {
+        // After the parent placed us in the container's cgroups: they become the ns root.
+        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
+    }
+    step("setsid", nix::unistd::setsid().map(drop))?;
+    if let Some(name) = &plan.session_keyring {
+        match sys::join_session_keyring(name) {
+            // Kernels without keyrings, or a seccomp filter of the caller that denies keyctl.
+            Ok(()) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) => {}
+            Err(e) => bail!("join session keyring: {e}"),
+        }
+    }
+    // Device nodes and mount points get exactly the modes the config asks for.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+
+    let root = setup::prepare(&plan.rootfs)?;
+    setup::mount_all(root.as_fd(), &plan.rootfs)?;
+    setup::setup_dev(root.as_fd(), &plan.rootfs)?;
+    setup::write_sysctls(&plan.sysctls)?;
+    setup::mask_and_protect(root.as_fd(), &plan.rootfs)?;
+    if let Some(h) = &plan.hostname {
+        step("sethostname", nix::unistd::sethostname(h))?;
+    }
+    if let Some(d) = &plan.domainname {
+        step("setdomainname", sys::setdomainname(d))?;
+    }
+    setup::enter(root, &plan.rootfs)?;
+
+    super::rlimits::apply(&plan.rlimits)?;
+    super::caps::drop_bounding(&plan.caps)?;
+    step("keep capabilities across setuid", sys::set_keepcaps())?;
+    step(&format!("setgroups {:?}", plan.groups), sys::setgroups(&plan.groups))?;
+    step(&format!("setgid {}", plan.gid), sys::setresgid(plan.gid))?;
+    step(&format!("setuid {}", plan.uid), sys::setresuid(plan.uid))?;
+    super::caps::apply(&plan.caps)?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
+    enter_cwd(plan)?;
+    if plan.no_new_privs {
+        step("set no_new_privs", sys::set_no_new_privs())?;
+    }
+    // Nothing of berth's may leak into the container (CVE-2024-21626): every fd above the
+    // preserved ones is closed at exec.
+    step("mark fds close-on-exec", sys::cloexec_from(3 + plan.preserve_fds))?;
+    // Resolved now, so a missing binary fails `create`, not `start` (as runc).
+    let path = lookup(plan)?;
+    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    sync.send(&Msg::Ready)?;
+
+    match plan.mode {
+        Mode::Run => {
+            sync.expect(Msg::Start)?;
+            step("clear parent death signal", sys::set_pdeathsig(0))?;
+            // The socket stays open: it is CLOEXEC, so the parent's EOF confirms the execve,
+            // and an exec error still reaches the parent.
+        }
+        Mode::Create => {
+            sync.expect(Msg::Committed)?;
+            step("clear parent death signal", sys::set_pdeathsig(0))?;
+            *sync_slot = None;
+            wait_for_start(plan)?;
+        }
+    }
+    exec(plan, &path)
+}
+
+fn enter_cwd(plan: &Plan) -> Result<()> {
+    nix::unistd::chdir(plan.cwd.as_c_str())
+        .map_err(|e| anyhow!("chdir to cwd ({:?}) set in config.json failed: {e}", plan.cwd))?;
+    // A cwd reached through a leaked fd would lie outside the root (CVE-2024-21626).
+    let cwd = nix::unistd::getcwd().context("getcwd")?;
+    if !cwd.is_absolute() {
+        bail!("current working directory is outside of the container root");
+    }
+    Ok(())
+}
+
+/// exec.fifo: the read end was opened by the parent; `berth start` writes one byte.
+fn wait_for_start(plan: &Plan) -> Result<()> {
+    let Some(fifo) = &plan.fifo else { bail!("no exec fifo") };
+    let mut fds = [nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN)];
+    loop {
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("wait on exec fifo: {e}"),
+        }
+    }
+    let mut b = [0u8; 1];
+    let _ = nix::unistd::read(fifo.as_raw_fd(), &mut b);
+    Ok(())
+}
+
+fn is_exec(p: &std::path::Path) -> std::io::Result<bool> {
+    let m = std::fs::metadata(p)?;
+    Ok(m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Go's exec.LookPath, as runc uses it, with runc's error texts (engines match
+/// "executable file not found" and "no such file or directory" to pick exit codes 127/126).
+fn lookup(plan: &Plan) -> Result<CString> {
+    let arg0 = plan.args[0].to_string_lossy().into_owned();
+    if arg0.contains('/') {
+        return match is_exec(std::path::Path::new(&arg0)) {
+            Ok(true) => Ok(plan.args[0].clone()),
+            Ok(false) => bail!("unable to start container process: exec: {arg0:?}: permission denied"),
+            Err(e) => bail!(
+                "unable to start container process: exec: {arg0:?}: stat {arg0}: {}",
+                crate::errtext::io(&e)
+            ),
+        };
+    }
+    for dir in plan.path_env.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = std::path::Path::new(dir).join(&arg0);
+        if let Ok(true) = is_exec(&cand) {
+            return crate::rootfs::cstr(&cand.to_string_lossy());
+        }
+    }
+    bail!("unable to start container process: exec: {arg0:?}: executable file not found in $PATH")
+}
+
+fn exec(plan: &Plan, path: &CString) -> Result<Infallible> {
+    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    sys::reset_signal_dispositions();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+    let e = sys::execve(path, &argv, &envp);
+    Err(anyhow!(
+        "unable to start container process: exec {:?}: {}",
+        path,
+        crate::errtext::errno(e)
+    ))
+}

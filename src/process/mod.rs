@@ -1,0 +1,244 @@
+//! The process model: the parent builds a `Plan` (everything validated and converted), clones
+//! once, and drives the child through the protocol in sync.rs. The child (init.rs) only
+//! executes the plan and never returns into the parent's code.
+
+pub mod caps;
+pub mod init;
+pub mod rlimits;
+pub mod spawn;
+pub mod sync;
+
+use crate::container::state::CgroupState;
+use crate::namespaces::{self, NsPlan, CLONE_NEWTIME};
+use crate::rootfs::{cstr, RootfsPlan};
+use anyhow::{anyhow, bail, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use spawn::PidGuard;
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use sync::{Msg, Sync};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Wait on exec.fifo for `berth start` from another process.
+    Create,
+    /// The parent itself sends Start over the socket.
+    Run,
+}
+
+pub struct Plan {
+    pub mode: Mode,
+    pub ns: NsPlan,
+    /// Flags given to clone(2) itself (the fast path: no joins, no time namespace).
+    pub clone_flags: i32,
+    /// Namespaces the child unshares itself (after its joins), user and cgroup excluded.
+    pub unshare_flags: i32,
+    pub userns_in_child: bool,
+    /// unshare/setns of pid or time only affect children: one more fork is needed.
+    pub fork_after: bool,
+    pub new_cgroupns: bool,
+    pub become_root: bool,
+    pub rootfs: RootfsPlan,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub sysctls: Vec<(String, String)>,
+    pub rlimits: Vec<rlimits::Rlimit>,
+    pub caps: caps::CapSets,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub umask: u32,
+    pub no_new_privs: bool,
+    pub cwd: CString,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub path_env: String,
+    pub preserve_fds: u32,
+    pub fifo: Option<OwnedFd>,
+    pub oom_score_adj: Option<i32>,
+    /// `_ses.<id>` unless --no-new-keyring.
+    pub session_keyring: Option<CString>,
+}
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub struct PlanInput<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a std::path::Path,
+    pub rootfs: &'a std::path::Path,
+    pub mode: Mode,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub fifo: Option<OwnedFd>,
+    pub cgroup_paths: &'a [std::path::PathBuf],
+    pub id: &'a str,
+    pub no_new_keyring: bool,
+}
+
+impl Plan {
+    pub fn build(i: PlanInput) -> Result<Plan> {
+        let spec = i.spec;
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| anyhow!("config.json: process must be set"))?;
+        let ns = namespaces::plan(linux)?;
+        if ns.new & libc::CLONE_NEWNS == 0 {
+            bail!("linux.namespaces: berth needs a new mount namespace for the rootfs");
+        }
+        let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
+        let fast = ns.joins.is_empty() && ns.new & CLONE_NEWTIME == 0;
+        let (clone_flags, unshare_flags) = if fast {
+            (ns.new & !libc::CLONE_NEWCGROUP, 0)
+        } else {
+            (0, ns.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP))
+        };
+        let joins_pid_or_time = ns
+            .joins
+            .iter()
+            .any(|j| j.flag == libc::CLONE_NEWPID || j.flag == CLONE_NEWTIME);
+        let fork_after = !fast && (unshare_flags & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0 || joins_pid_or_time);
+        let userns = has(LinuxNamespaceType::User);
+        let become_root =
+            ns.new & libc::CLONE_NEWUSER != 0 && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0"));
+        let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
+        let rootfs = RootfsPlan::build(
+            spec,
+            i.bundle,
+            i.rootfs,
+            i.no_pivot,
+            userns,
+            new_cgroupns,
+            i.cgroup_paths,
+        )?;
+        let user = process.user();
+        let mut env = Vec::new();
+        let mut path_env = None;
+        for e in process.env().iter().flatten() {
+            if let Some(p) = e.strip_prefix("PATH=") {
+                path_env = Some(p.to_string());
+            }
+            env.push(cstr(e).map_err(|e| anyhow!("process.env: {e}"))?);
+        }
+        let args = process
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| cstr(a))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| anyhow!("process.args: {e}"))?;
+        let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
+        sysctls.sort();
+        Ok(Plan {
+            mode: i.mode,
+            clone_flags,
+            unshare_flags,
+            userns_in_child: !fast && ns.new & libc::CLONE_NEWUSER != 0,
+            fork_after,
+            new_cgroupns,
+            become_root,
+            ns,
+            rootfs,
+            hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
+            domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
+            sysctls,
+            rlimits: rlimits::list(process)?,
+            caps: caps::sets(process)?,
+            uid: user.uid(),
+            gid: user.gid(),
+            groups: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask().unwrap_or(0o022),
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            cwd: cstr(&process.cwd().to_string_lossy())?,
+            args,
+            env,
+            path_env: path_env.unwrap_or_else(|| DEFAULT_PATH.to_string()),
+            preserve_fds: i.preserve_fds,
+            fifo: i.fifo,
+            oom_score_adj: process.oom_score_adj(),
+            session_keyring: if i.no_new_keyring {
+                None
+            } else {
+                Some(cstr(&format!("_ses.{}", i.id))?)
+            },
+        })
+    }
+}
+
+/// What the parent holds once the container's init is set up and waiting.
+pub struct Launched {
+    pub pid: i32,
+    pub sync: Sync,
+    pub guard: PidGuard,
+}
+
+fn write_oom(pid: i32, v: i32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), v.to_string())
+        .map_err(|e| anyhow!("set oom_score_adj {v}: {e}"))
+}
+
+/// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
+pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
+    let (ours, theirs) = Sync::pair()?;
+    let mut guard = PidGuard::default();
+    let pid = match spawn::clone(plan.clone_flags)? {
+        None => {
+            drop(ours);
+            init::child_main(plan, theirs)
+        }
+        Some(pid) => pid,
+    };
+    drop(theirs);
+    guard.push(pid);
+    // The child waits for Go: it joins its cgroups before it unshares the cgroup namespace
+    // (so the namespace root is the container's cgroup), and its maps exist before it acts.
+    if let Some(cg) = cgroup {
+        cg.join(pid)?;
+    }
+    if plan.clone_flags & libc::CLONE_NEWUSER != 0 {
+        namespaces::write_maps(pid, &plan.ns, false)?;
+    }
+    if let Some(v) = plan.oom_score_adj {
+        write_oom(pid, v)?;
+    }
+    ours.send(&Msg::Go)?;
+    let mut init_pid = pid;
+    loop {
+        match ours.recv()? {
+            Some(Msg::MapRequest) => {
+                namespaces::write_maps(pid, &plan.ns, false)?;
+                ours.send(&Msg::MapDone)?;
+            }
+            Some(Msg::Pid(p)) => {
+                init_pid = p;
+                guard.push(p);
+                // The intermediate exits right after sending the pid.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error(_, m)) => bail!("{m}"),
+            Some(m) => bail!("sync: unexpected {m:?} during setup"),
+            None => bail!("container init exited during setup"),
+        }
+    }
+    Ok(Launched {
+        pid: init_pid,
+        sync: ours,
+        guard,
+    })
+}
+
+/// Write the pid file atomically (runc writes the bare number, no newline).
+pub fn write_pid_file(path: &str, pid: i32) -> Result<()> {
+    let p = std::path::Path::new(path);
+    let tmp = p.with_file_name(format!(
+        ".{}.tmp",
+        p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| anyhow!("write pid file {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, p).map_err(|e| anyhow!("write pid file {path}: {e}"))
+}

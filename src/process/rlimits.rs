@@ -1,0 +1,76 @@
+//! process.rlimits: converted to (resource, soft, hard) in the parent, applied in the child
+//! while it still has CAP_SYS_RESOURCE-equivalent privileges in its namespace.
+
+use anyhow::{bail, Result};
+use oci_spec::runtime::{PosixRlimitType as T, Process};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub name: &'static str,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+fn resource(t: T) -> (u32, &'static str) {
+    match t {
+        T::RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),
+        T::RlimitFsize => (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
+        T::RlimitData => (libc::RLIMIT_DATA, "RLIMIT_DATA"),
+        T::RlimitStack => (libc::RLIMIT_STACK, "RLIMIT_STACK"),
+        T::RlimitCore => (libc::RLIMIT_CORE, "RLIMIT_CORE"),
+        T::RlimitRss => (libc::RLIMIT_RSS, "RLIMIT_RSS"),
+        T::RlimitNproc => (libc::RLIMIT_NPROC, "RLIMIT_NPROC"),
+        T::RlimitNofile => (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        T::RlimitMemlock => (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
+        T::RlimitAs => (libc::RLIMIT_AS, "RLIMIT_AS"),
+        T::RlimitLocks => (libc::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
+        T::RlimitSigpending => (libc::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
+        T::RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
+        T::RlimitNice => (libc::RLIMIT_NICE, "RLIMIT_NICE"),
+        T::RlimitRtprio => (libc::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
+        T::RlimitRttime => (libc::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
+    }
+}
+
+pub fn list(process: &Process) -> Result<Vec<Rlimit>> {
+    let mut out: Vec<Rlimit> = Vec::new();
+    for r in process.rlimits().iter().flatten() {
+        let (resource, name) = resource(r.typ());
+        if r.soft() > r.hard() {
+            bail!(
+                "process.rlimits: {name} soft limit {} is above its hard limit {}",
+                r.soft(),
+                r.hard()
+            );
+        }
+        if out.iter().any(|o| o.resource == resource) {
+            bail!("process.rlimits: duplicate {name}");
+        }
+        out.push(Rlimit {
+            resource,
+            name,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn validate(process: &Process) -> Result<()> {
+    list(process).map(drop)
+}
+
+pub fn apply(limits: &[Rlimit]) -> Result<()> {
+    for l in limits {
+        let lim = libc::rlimit {
+            rlim_cur: l.soft,
+            rlim_max: l.hard,
+        };
+        // SAFETY: prlimit on ourselves with a valid rlimit struct and no old-value pointer.
+        let r = unsafe { libc::prlimit(0, l.resource as _, &lim, std::ptr::null_mut()) };
+        nix::errno::Errno::result(r)
+            .map_err(|e| anyhow::anyhow!("setrlimit {} to soft {} hard {}: {e}", l.name, l.soft, l.hard))?;
+    }
+    Ok(())
+}

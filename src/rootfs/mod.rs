@@ -1,0 +1,522 @@
+//! The container's root filesystem. The parent turns the config into a `RootfsPlan` (parsed
+//! options, C strings, cgroup sub-mounts); the child (setup.rs) only executes it, resolving
+//! every container path inside the rootfs (resolve.rs) and never through string joins.
+
+pub mod resolve;
+pub mod setup;
+
+use crate::sys::*;
+use anyhow::{anyhow, bail, Result};
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxDeviceType, Spec};
+use std::ffi::CString;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attrs {
+    pub set: u64,
+    pub clr: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Bind {
+        src: PathBuf,
+        recursive: bool,
+    },
+    Fs {
+        typ: String,
+        src: String,
+    },
+    /// `cgroup`/`cgroup2` mounts: expanded per host layout (see setup.rs).
+    Cgroup,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountPlan {
+    /// Destination relative to the container root ("proc", "dev/pts").
+    pub dest: PathBuf,
+    pub kind: Kind,
+    /// mount(2) flags for filesystem mounts (MS_RDONLY, MS_NOSUID, ...).
+    pub flags: MsFlags,
+    /// Filesystem-specific data ("mode=755,size=65536k").
+    pub data: String,
+    /// Attributes applied to the new mount alone (bind mounts: ro, nosuid, ... as runc's remount).
+    pub attrs: Attrs,
+    /// Attributes applied recursively (the `r*` options: rro, rnosuid, ...) with mount_setattr.
+    pub rattrs: Attrs,
+    /// Propagation changes applied after mounting (MS_SHARED, MS_REC|MS_SLAVE, ...).
+    pub propagation: Vec<MsFlags>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevicePlan {
+    pub path: PathBuf,
+    pub kind: u32,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One cgroup hierarchy as the container sees it under a `cgroup` mount.
+#[derive(Debug, Clone)]
+pub struct CgroupSubMount {
+    /// Directory name under the mount point ("memory", "cpu,cpuacct", "unified"; "" for v2).
+    pub name: String,
+    pub v2: bool,
+    /// mount data for a fresh cgroupfs ("memory", "none,name=systemd").
+    pub options: String,
+    /// The container's cgroup on the host, bind-mounted when there is no cgroup namespace.
+    pub host_dir: PathBuf,
+    /// Extra names that get a symlink to `name` (comounted controllers).
+    pub links: Vec<String>,
+}
+
+pub struct RootfsPlan {
+    pub rootfs: PathBuf,
+    pub readonly: bool,
+    pub root_propagation: MsFlags,
+    pub post_propagation: Option<MsFlags>,
+    pub mounts: Vec<MountPlan>,
+    /// /dev is not bind-mounted from the host: create default devices and links (runc's setupDev).
+    pub setup_dev: bool,
+    pub devices: Vec<DevicePlan>,
+    pub masked: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub no_pivot: bool,
+    /// In a user namespace device nodes cannot be created: bind-mount the host's instead.
+    pub bind_devices: bool,
+    pub cgroup_ns: bool,
+    pub cgroup_mounts: Vec<CgroupSubMount>,
+}
+
+/// runc refuses mounts inside /proc except over these files (lxcfs-style overrides).
+const PROC_OK: [&str; 9] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+];
+
+/// Mounts over /proc redirect procfs writes (CVE-2019-19921, CVE-2023-27561, CVE-2025-52881).
+pub fn check_destination(dest: &Path) -> Result<()> {
+    let mut clean = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            Component::Normal(n) => clean.push(n),
+            Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    if clean.starts_with("/proc") && clean != Path::new("/proc") && !PROC_OK.iter().any(|p| clean == Path::new(p)) {
+        bail!("mounts: destination {} is inside /proc: not allowed", dest.display());
+    }
+    Ok(())
+}
+
+/// Relative, normalised container path ("/dev/../dev/pts" -> "dev/pts"). `..` never climbs
+/// above the root, as the kernel resolves it inside a chroot.
+pub fn rel(dest: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in dest.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn parse_propagation(o: &str) -> Option<MsFlags> {
+    Some(match o {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// runc's option table: (set flag, clear flag) pairs.
+fn parse_flag(o: &str) -> Option<(MsFlags, MsFlags)> {
+    let e = MsFlags::empty();
+    Some(match o {
+        "async" => (e, MsFlags::MS_SYNCHRONOUS),
+        "atime" => (e, MsFlags::MS_NOATIME),
+        "bind" => (MsFlags::MS_BIND, e),
+        "defaults" => (e, e),
+        "dev" => (e, MsFlags::MS_NODEV),
+        "diratime" => (e, MsFlags::MS_NODIRATIME),
+        "dirsync" => (MsFlags::MS_DIRSYNC, e),
+        "exec" => (e, MsFlags::MS_NOEXEC),
+        "iversion" => (MsFlags::MS_I_VERSION, e),
+        "lazytime" => (MsFlags::MS_LAZYTIME, e),
+        "loud" => (e, MsFlags::MS_SILENT),
+        "mand" => (MsFlags::MS_MANDLOCK, e),
+        "noatime" => (MsFlags::MS_NOATIME, e),
+        "nodev" => (MsFlags::MS_NODEV, e),
+        "nodiratime" => (MsFlags::MS_NODIRATIME, e),
+        "noexec" => (MsFlags::MS_NOEXEC, e),
+        "noiversion" => (e, MsFlags::MS_I_VERSION),
+        "nolazytime" => (e, MsFlags::MS_LAZYTIME),
+        "nomand" => (e, MsFlags::MS_MANDLOCK),
+        "norelatime" => (e, MsFlags::MS_RELATIME),
+        "nostrictatime" => (e, MsFlags::MS_STRICTATIME),
+        "nosuid" => (MsFlags::MS_NOSUID, e),
+        "nosymfollow" => (MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW), e),
+        "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, e),
+        "relatime" => (MsFlags::MS_RELATIME, e),
+        "remount" => (MsFlags::MS_REMOUNT, e),
+        "ro" => (MsFlags::MS_RDONLY, e),
+        "rw" => (e, MsFlags::MS_RDONLY),
+        "silent" => (MsFlags::MS_SILENT, e),
+        "strictatime" => (MsFlags::MS_STRICTATIME, e),
+        "suid" => (e, MsFlags::MS_NOSUID),
+        "sync" => (MsFlags::MS_SYNCHRONOUS, e),
+        "symfollow" => (e, MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW)),
+        _ => return None,
+    })
+}
+
+/// The recursive `r*` options (mount_setattr(2) with AT_RECURSIVE), as runc and crun accept them.
+fn parse_rattr(o: &str) -> Option<(u64, u64)> {
+    Some(match o {
+        "rro" => (MOUNT_ATTR_RDONLY, 0),
+        "rrw" => (0, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (MOUNT_ATTR_NOSUID, 0),
+        "rsuid" => (0, MOUNT_ATTR_NOSUID),
+        "rnodev" => (MOUNT_ATTR_NODEV, 0),
+        "rdev" => (0, MOUNT_ATTR_NODEV),
+        "rnoexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "rexec" => (0, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        "rnorelatime" => (0, 0),
+        "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+        "ratime" => (0, MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+        "rnostrictatime" => (0, 0),
+        "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// MS_* flags a bind mount applies through a follow-up attribute change.
+fn flags_to_attrs(set: MsFlags, clr: MsFlags) -> Attrs {
+    let map = [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+        (MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW), MOUNT_ATTR_NOSYMFOLLOW),
+    ];
+    let mut a = Attrs::default();
+    for (f, attr) in map {
+        if set.contains(f) {
+            a.set |= attr;
+        }
+        if clr.contains(f) {
+            a.clr |= attr;
+        }
+    }
+    for (f, attr) in [
+        (MsFlags::MS_NOATIME, MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+        (MsFlags::MS_RELATIME, MOUNT_ATTR_RELATIME),
+    ] {
+        if set.contains(f) {
+            a.set |= attr;
+            a.clr |= MOUNT_ATTR__ATIME;
+        }
+    }
+    a
+}
+
+pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan> {
+    let dest = m.destination();
+    let mut set = MsFlags::empty();
+    let mut clr = MsFlags::empty();
+    let mut data = Vec::new();
+    let mut rattrs = Attrs::default();
+    let mut propagation = Vec::new();
+    for o in m.options().iter().flatten() {
+        if let Some((s, c)) = parse_flag(o) {
+            set = (set - c) | s;
+            clr |= c;
+        } else if let Some(p) = parse_propagation(o) {
+            propagation.push(p);
+        } else if let Some((s, c)) = parse_rattr(o) {
+            rattrs.set = (rattrs.set & !c) | s;
+            rattrs.clr |= c;
+        } else if o == "idmap" || o == "ridmap" {
+            bail!("mounts: {}: idmapped mounts are not supported yet", dest.display());
+        } else if o == "tmpcopyup" {
+            bail!("mounts: {}: the tmpcopyup option is not supported", dest.display());
+        } else {
+            data.push(o.as_str());
+        }
+    }
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        bail!("mounts: {}: idmapped mounts are not supported yet", dest.display());
+    }
+    let typ = m.typ().clone().unwrap_or_default();
+    let src = m.source().clone().unwrap_or_default();
+    let is_bind = set.contains(MsFlags::MS_BIND) || typ == "bind";
+    let kind = if is_bind {
+        if src.as_os_str().is_empty() {
+            bail!("mounts: {}: a bind mount needs a source", dest.display());
+        }
+        Kind::Bind {
+            src: crate::container::bundle::mount_source(bundle, &src),
+            recursive: set.contains(MsFlags::MS_REC),
+        }
+    } else if typ == "cgroup" || typ == "cgroup2" {
+        Kind::Cgroup
+    } else {
+        if typ.is_empty() || typ == "none" {
+            bail!("mounts: {}: type must be set for a non-bind mount", dest.display());
+        }
+        Kind::Fs {
+            typ: typ.clone(),
+            src: src.to_string_lossy().into_owned(),
+        }
+    };
+    let attrs = if is_bind {
+        flags_to_attrs(set, clr)
+    } else {
+        Attrs::default()
+    };
+    let flags = set - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    Ok(MountPlan {
+        dest: rel(dest),
+        kind,
+        flags,
+        data: data.join(","),
+        attrs,
+        rattrs,
+        propagation,
+    })
+}
+
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("dev/null", 1, 3),
+    ("dev/zero", 1, 5),
+    ("dev/full", 1, 7),
+    ("dev/random", 1, 8),
+    ("dev/urandom", 1, 9),
+    ("dev/tty", 5, 0),
+];
+
+fn plan_devices(spec: &Spec, setup_dev: bool) -> Result<Vec<DevicePlan>> {
+    let mut out: Vec<DevicePlan> = Vec::new();
+    if setup_dev {
+        for (p, major, minor) in DEFAULT_DEVICES {
+            out.push(DevicePlan {
+                path: p.into(),
+                kind: libc::S_IFCHR,
+                major,
+                minor,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            });
+        }
+    }
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let path = d.path();
+        if !path.starts_with("/dev/") {
+            bail!("linux.devices: {} must be under /dev", path.display());
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => bail!("linux.devices: {}: type 'a' is only valid in resources", path.display()),
+        };
+        if d.major() < 0 || d.minor() < 0 {
+            bail!("linux.devices: {}: negative major/minor", path.display());
+        }
+        let dp = DevicePlan {
+            path: rel(path),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        };
+        out.retain(|o| o.path != dp.path);
+        out.push(dp);
+    }
+    Ok(out)
+}
+
+fn cgroup_submounts(paths: &[PathBuf]) -> Result<Vec<CgroupSubMount>> {
+    let hs = crate::cgroups::hierarchies()?;
+    let pure_v2 = hs.len() == 1 && hs[0].v2;
+    let mut out = Vec::new();
+    for (h, host_dir) in hs.iter().zip(paths) {
+        let base = h
+            .mountpoint
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (name, options, links) = if h.v2 {
+            (if pure_v2 { String::new() } else { base }, String::new(), Vec::new())
+        } else {
+            let named = h.controllers.iter().find(|c| c.starts_with("name="));
+            let options = match named {
+                Some(n) => format!("none,{n}"),
+                None => h.controllers.join(","),
+            };
+            let links = h
+                .controllers
+                .iter()
+                .filter(|c| **c != base && !c.starts_with("name="))
+                .cloned()
+                .collect();
+            (base, options, links)
+        };
+        out.push(CgroupSubMount {
+            name,
+            v2: h.v2,
+            options,
+            host_dir: host_dir.clone(),
+            links,
+        });
+    }
+    Ok(out)
+}
+
+impl RootfsPlan {
+    pub fn build(
+        spec: &Spec,
+        bundle: &Path,
+        rootfs: &Path,
+        no_pivot: bool,
+        userns: bool,
+        cgroup_ns: bool,
+        cgroup_paths: &[PathBuf],
+    ) -> Result<RootfsPlan> {
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+        let mut mounts = Vec::new();
+        for m in spec.mounts().iter().flatten() {
+            mounts.push(plan_mount(m, bundle)?);
+        }
+        let setup_dev = !mounts
+            .iter()
+            .any(|m| m.dest == Path::new("dev") && matches!(m.kind, Kind::Bind { .. }));
+        let cgroup_mounts = if mounts.iter().any(|m| m.kind == Kind::Cgroup) {
+            cgroup_submounts(cgroup_paths)?
+        } else {
+            Vec::new()
+        };
+        let (root_propagation, post_propagation) = match linux.rootfs_propagation().as_deref() {
+            None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, None),
+            Some(p) => {
+                let f = parse_propagation(p).ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
+                // The host side must never receive the container's mounts: start from rslave
+                // (or what was asked if it is private), then apply the requested mode to the
+                // container's own root after pivot_root.
+                if f.contains(MsFlags::MS_PRIVATE) {
+                    (f | MsFlags::MS_REC, None)
+                } else {
+                    (MsFlags::MS_SLAVE | MsFlags::MS_REC, Some(f))
+                }
+            }
+        };
+        Ok(RootfsPlan {
+            rootfs: rootfs.to_path_buf(),
+            readonly: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+            root_propagation,
+            post_propagation,
+            devices: plan_devices(spec, setup_dev)?,
+            setup_dev,
+            mounts,
+            masked: linux.masked_paths().clone().unwrap_or_default(),
+            readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
+            no_pivot,
+            bind_devices: userns,
+            cgroup_ns,
+            cgroup_mounts,
+        })
+    }
+}
+
+pub fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| anyhow!("{s:?} contains a NUL byte"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(json: &str) -> MountPlan {
+        let m: oci_spec::runtime::Mount = serde_json::from_str(json).unwrap();
+        plan_mount(&m, Path::new("/bundle")).unwrap()
+    }
+
+    #[test]
+    fn parses_runc_options() {
+        let m = mount(
+            r#"{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]}"#,
+        );
+        assert_eq!(m.dest, Path::new("dev"));
+        assert_eq!(m.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(m.data, "mode=755,size=65536k");
+        let b = mount(
+            r#"{"destination":"/data/../x","source":"rel/dir","options":["rbind","ro","nosuid","rnoexec","rshared"]}"#,
+        );
+        assert_eq!(b.dest, Path::new("x"));
+        assert_eq!(
+            b.kind,
+            Kind::Bind {
+                src: "/bundle/rel/dir".into(),
+                recursive: true
+            }
+        );
+        assert_eq!(b.attrs.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert_eq!(b.rattrs.set, MOUNT_ATTR_NOEXEC);
+        assert_eq!(b.propagation, vec![MsFlags::MS_SHARED | MsFlags::MS_REC]);
+        let rw = mount(r#"{"destination":"/x","type":"bind","source":"/s","options":["ro","rw"]}"#);
+        assert_eq!(rw.attrs.set, 0);
+        assert_eq!(rw.attrs.clr, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn refuses_mounts_into_proc() {
+        assert!(check_destination(Path::new("/proc/sys/kernel")).is_err());
+        assert!(check_destination(Path::new("/x/../proc/self")).is_err());
+        assert!(check_destination(Path::new("/proc")).is_ok());
+        assert!(check_destination(Path::new("/proc/meminfo")).is_ok());
+        assert!(check_destination(Path::new("/procfoo")).is_ok());
+    }
+}

@@ -1,0 +1,319 @@
+//! Child side of the rootfs: runs inside the container's new mount namespace, before
+//! pivot_root, with the host's /proc and /dev still visible (trusted: the config's mounts all
+//! land under the rootfs, resolved in-root, so nothing the container controls covers them).
+
+use super::resolve;
+use super::{Kind, MountPlan, RootfsPlan};
+use crate::sys::{self, fd_path};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+const NONE: Option<&str> = None;
+
+fn show(p: &Path) -> String {
+    format!("/{}", p.display())
+}
+
+/// Make the host's mounts unreachable for propagation, then make the rootfs a mount point of
+/// its own (pivot_root needs one). Returns an O_PATH fd of the new root mount.
+pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
+    mount(NONE, "/", NONE, plan.root_propagation, NONE)
+        .map_err(|e| anyhow!("make / {:?}: {e}", plan.root_propagation))?;
+    mount(
+        Some(&plan.rootfs),
+        &plan.rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(|e| anyhow!("bind rootfs {} onto itself: {e}", plan.rootfs.display()))?;
+    sys::open(&plan.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| anyhow!("open rootfs {}: {e}", plan.rootfs.display()))
+}
+
+fn apply_attrs(root: BorrowedFd, m: &MountPlan) -> Result<()> {
+    if m.attrs.set == 0 && m.attrs.clr == 0 && m.rattrs.set == 0 && m.rattrs.clr == 0 && m.propagation.is_empty() {
+        return Ok(());
+    }
+    // Re-open: the fd used as mount target still names the covered directory, not the new mount.
+    let fd = resolve::open(root, &m.dest, 0).map_err(|e| anyhow!("reopen {}: {e}", show(&m.dest)))?;
+    if m.attrs.set != 0 || m.attrs.clr != 0 {
+        sys::mount_setattr(fd.as_fd(), false, m.attrs.set, m.attrs.clr, 0)
+            .map_err(|e| anyhow!("set mount attributes on {}: {e}", show(&m.dest)))?;
+    }
+    if m.rattrs.set != 0 || m.rattrs.clr != 0 {
+        sys::mount_setattr(fd.as_fd(), true, m.rattrs.set, m.rattrs.clr, 0)
+            .map_err(|e| anyhow!("set recursive mount attributes on {}: {e}", show(&m.dest)))?;
+    }
+    for p in &m.propagation {
+        mount(NONE, fd_path(fd.as_fd()).as_str(), NONE, *p, NONE)
+            .map_err(|e| anyhow!("set propagation on {}: {e}", show(&m.dest)))?;
+    }
+    Ok(())
+}
+
+fn bind(src: &Path, root: BorrowedFd, dest: &Path, recursive: bool) -> Result<()> {
+    let srcfd = sys::open(src, libc::O_PATH, 0).map_err(|e| anyhow!("bind mount source {}: {e}", src.display()))?;
+    let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&srcfd))
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(|e| anyhow!("stat {}: {e}", src.display()))?;
+    let destfd = if is_dir {
+        resolve::mkdir_all(root, dest, 0o755)?
+    } else {
+        resolve::mkfile(root, dest)?
+    };
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(
+        Some(fd_path(srcfd.as_fd()).as_str()),
+        fd_path(destfd.as_fd()).as_str(),
+        NONE,
+        flags,
+        NONE,
+    )
+    .map_err(|e| anyhow!("bind mount {} on {}: {e}", src.display(), show(dest)))
+}
+
+fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str) -> Result<()> {
+    let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
+    let data = if m.data.is_empty() { None } else { Some(m.data.as_str()) };
+    mount(Some(src), fd_path(destfd.as_fd()).as_str(), Some(typ), m.flags, data)
+        .map_err(|e| anyhow!("mount {typ} on {}: {e}", show(&m.dest)))
+}
+
+fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()> {
+    let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
+    let ro = m.flags.contains(MsFlags::MS_RDONLY);
+    let sub_flags = m.flags;
+    if plan.cgroup_mounts.len() == 1 && plan.cgroup_mounts[0].name.is_empty() {
+        let s = &plan.cgroup_mounts[0];
+        if plan.cgroup_ns {
+            mount(
+                Some("cgroup2"),
+                fd_path(destfd.as_fd()).as_str(),
+                Some("cgroup2"),
+                sub_flags,
+                NONE,
+            )
+            .map_err(|e| anyhow!("mount cgroup2 on {}: {e}", show(&m.dest)))?;
+        } else {
+            bind(&s.host_dir, root, &m.dest, false)?;
+            let fd = resolve::open(root, &m.dest, 0)?;
+            let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
+            sys::mount_setattr(fd.as_fd(), false, attrs.set, 0, 0)
+                .map_err(|e| anyhow!("set attributes on {}: {e}", show(&m.dest)))?;
+        }
+        return Ok(());
+    }
+    // cgroup v1 or hybrid: a tmpfs with one directory per hierarchy, as runc builds it.
+    mount(
+        Some("tmpfs"),
+        fd_path(destfd.as_fd()).as_str(),
+        Some("tmpfs"),
+        m.flags - MsFlags::MS_RDONLY,
+        Some("mode=755"),
+    )
+    .map_err(|e| anyhow!("mount tmpfs on {}: {e}", show(&m.dest)))?;
+    let tmp = resolve::open(root, &m.dest, libc::O_DIRECTORY)?;
+    for s in &plan.cgroup_mounts {
+        let sub = m.dest.join(&s.name);
+        let subfd = resolve::mkdir_all(root, &sub, 0o755)?;
+        if plan.cgroup_ns {
+            let (typ, data) = if s.v2 {
+                ("cgroup2", None)
+            } else {
+                ("cgroup", Some(s.options.as_str()))
+            };
+            mount(
+                Some("cgroup"),
+                fd_path(subfd.as_fd()).as_str(),
+                Some(typ),
+                sub_flags,
+                data,
+            )
+            .map_err(|e| anyhow!("mount {typ} ({}) on {}: {e}", s.options, show(&sub)))?;
+        } else {
+            bind(&s.host_dir, root, &sub, false)?;
+            let fd = resolve::open(root, &sub, 0)?;
+            let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
+            sys::mount_setattr(fd.as_fd(), false, attrs.set, 0, 0)
+                .map_err(|e| anyhow!("set attributes on {}: {e}", show(&sub)))?;
+        }
+        for l in &s.links {
+            resolve::symlink(root, &s.name, &m.dest.join(l))?;
+        }
+    }
+    if ro {
+        sys::mount_setattr(tmp.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("make {} read-only: {e}", show(&m.dest)))?;
+    }
+    Ok(())
+}
+
+pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
+    for m in &plan.mounts {
+        match &m.kind {
+            Kind::Bind { src, recursive } => bind(src, root, &m.dest, *recursive)?,
+            Kind::Fs { typ, src } => mount_fs(root, m, typ, src)?,
+            Kind::Cgroup => mount_cgroup(root, m, plan)?,
+        }
+        apply_attrs(root, m)?;
+    }
+    Ok(())
+}
+
+/// Default and configured device nodes, plus runc's /dev links.
+pub fn setup_dev(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
+    if !plan.setup_dev {
+        return Ok(());
+    }
+    for d in &plan.devices {
+        if plan.bind_devices {
+            // mknod is refused in a user namespace: bind the host's node (runc does the same).
+            let host = Path::new("/").join(&d.path);
+            let fd = resolve::mkfile(root, &d.path)?;
+            mount(Some(&host), fd_path(fd.as_fd()).as_str(), NONE, MsFlags::MS_BIND, NONE)
+                .map_err(|e| anyhow!("bind device {} on {}: {e}", host.display(), show(&d.path)))?;
+        } else {
+            let dev = nix::sys::stat::makedev(d.major, d.minor);
+            resolve::mknod(root, &d.path, d.kind, d.mode, dev, d.uid, d.gid)?;
+        }
+    }
+    let links: [(&str, &str); 4] = [
+        ("/proc/self/fd", "dev/fd"),
+        ("/proc/self/fd/0", "dev/stdin"),
+        ("/proc/self/fd/1", "dev/stdout"),
+        ("/proc/self/fd/2", "dev/stderr"),
+    ];
+    for (target, path) in links {
+        resolve::symlink(root, target, Path::new(path))?;
+    }
+    if Path::new("/proc/kcore").exists() {
+        resolve::symlink(root, "/proc/kcore", Path::new("dev/core"))?;
+    }
+    // A devpts newinstance has its own ptmx; /dev/ptmx must point at it.
+    resolve::unlink(root, Path::new("dev/ptmx"))?;
+    resolve::symlink(root, "pts/ptmx", Path::new("dev/ptmx"))?;
+    Ok(())
+}
+
+/// sysctls are written through the host's /proc of this mount namespace, which no container
+/// mount can cover (CVE-2019-19921 class); each table follows the writer's namespaces.
+pub fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
+    for (k, v) in sysctls {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        let fd = sys::openat2(
+            sys::open("/proc/sys", libc::O_PATH | libc::O_DIRECTORY, 0)
+                .map_err(|e| anyhow!("open /proc/sys: {e}"))?
+                .as_fd(),
+            &crate::rootfs::cstr(&path["/proc/sys/".len()..])?,
+            libc::O_WRONLY,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_XDEV,
+        )
+        .map_err(|e| anyhow!("open sysctl {k}: {e}"))?;
+        if sys::fs_type(fd.as_fd()).ok() != Some(libc::PROC_SUPER_MAGIC) {
+            bail!("sysctl {k}: not on procfs");
+        }
+        nix::unistd::write(&fd, v.as_bytes()).map_err(|e| anyhow!("write sysctl {k}={v}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// maskedPaths and readonlyPaths, resolved inside the root. The mask source is the host's
+/// /dev/null, opened without following links and checked to be the 1:3 char device
+/// (CVE-2025-31133: a container /dev/null symlink made masked files writable).
+pub fn mask_and_protect(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
+    for p in &plan.readonly_paths {
+        let rp = super::rel(Path::new(p));
+        let fd = match resolve::open(root, &rp, 0) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => bail!("readonly path {p}: {e}"),
+        };
+        let fp = fd_path(fd.as_fd());
+        mount(
+            Some(fp.as_str()),
+            fp.as_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )
+        .map_err(|e| anyhow!("bind readonly path {p}: {e}"))?;
+        let fd = resolve::open(root, &rp, 0).map_err(|e| anyhow!("reopen readonly path {p}: {e}"))?;
+        sys::mount_setattr(fd.as_fd(), true, sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("make {p} read-only: {e}"))?;
+    }
+    if plan.masked.is_empty() {
+        return Ok(());
+    }
+    let null =
+        sys::open("/dev/null", libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(|e| anyhow!("open /dev/null: {e}"))?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&null)).context("stat /dev/null")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        bail!("/dev/null is not the null device: refusing to use it to mask paths");
+    }
+    for p in &plan.masked {
+        let rp = super::rel(Path::new(p));
+        let fd = match resolve::open(root, &rp, 0) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => bail!("masked path {p}: {e}"),
+        };
+        let is_dir = std::fs::metadata(fd_path(fd.as_fd()))
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        let r = if is_dir {
+            mount(
+                Some("tmpfs"),
+                fd_path(fd.as_fd()).as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                NONE,
+            )
+        } else {
+            mount(
+                Some(fd_path(null.as_fd()).as_str()),
+                fd_path(fd.as_fd()).as_str(),
+                NONE,
+                MsFlags::MS_BIND,
+                NONE,
+            )
+        };
+        r.map_err(|e| anyhow!("mask {p}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// pivot_root(".", ".") then detach the old root, so nothing of the host stays reachable
+/// (a chroot alone can be escaped). With --no-pivot: MS_MOVE + chroot, as runc does.
+pub fn enter(root: OwnedFd, plan: &RootfsPlan) -> Result<()> {
+    if plan.no_pivot {
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)).context("chdir to rootfs")?;
+        mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).map_err(|e| anyhow!("move rootfs to /: {e}"))?;
+        nix::unistd::chroot(".").map_err(|e| anyhow!("chroot: {e}"))?;
+    } else {
+        let old = sys::open("/", libc::O_DIRECTORY | libc::O_RDONLY, 0).map_err(|e| anyhow!("open old root: {e}"))?;
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)).context("chdir to rootfs")?;
+        nix::unistd::pivot_root(".", ".").map_err(|e| anyhow!("pivot_root {}: {e}", plan.rootfs.display()))?;
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&old)).context("chdir to old root")?;
+        // The old root is stacked on "."; make it a slave so the detach never reaches the host.
+        mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+            .map_err(|e| anyhow!("make old root rslave: {e}"))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("detach old root: {e}"))?;
+    }
+    nix::unistd::chdir("/").context("chdir /")?;
+    if let Some(p) = plan.post_propagation {
+        mount(NONE, "/", NONE, p, NONE).map_err(|e| anyhow!("set rootfs propagation: {e}"))?;
+    }
+    if plan.readonly {
+        let fd = sys::open("/", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| anyhow!("open /: {e}"))?;
+        sys::mount_setattr(fd.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("make rootfs read-only: {e}"))?;
+    }
+    Ok(())
+}

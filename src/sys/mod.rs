@@ -1,0 +1,281 @@
+//! Thin syscall wrappers: the home of `unsafe` (with process/spawn.rs). Every wrapper returns
+//! `nix::Result` so callers attach context naming the path or value; fds are `OwnedFd`.
+
+use nix::errno::Errno;
+use nix::NixPath;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+pub use libc::{RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(2)`: the kernel resolves `path` under `dir` with the given RESOLVE_* rules, so a
+/// symlink or `..` in a hostile rootfs can never walk out of it (CVE-2021-30465 and kin).
+pub fn openat2(dir: BorrowedFd, path: &CStr, flags: i32, mode: u32, resolve: u64) -> nix::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    loop {
+        // SAFETY: `how` is a valid open_how of the size passed; path is NUL-terminated.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match Errno::result(ret) {
+            // SAFETY: the kernel returned a new fd that nothing else owns.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `open(2)` returning an OwnedFd (always O_CLOEXEC).
+pub fn open<P: ?Sized + NixPath>(path: &P, flags: i32, mode: u32) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC),
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    )?;
+    // SAFETY: nix returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` returning an OwnedFd (always O_CLOEXEC).
+pub fn openat<P: ?Sized + NixPath>(dir: BorrowedFd, path: &P, flags: i32, mode: u32) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        path,
+        nix::fcntl::OFlag::from_bits_retain(flags | libc::O_CLOEXEC),
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    )?;
+    // SAFETY: nix returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The magic-link path of an fd, for mount(2) calls that must act on exactly the inode we
+/// resolved (mounting onto `/proc/self/fd/N` never re-walks a path an attacker could swap).
+pub fn fd_path(fd: BorrowedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+/// `mount_setattr(2)` on the mount an O_PATH fd points at; `recursive` adds AT_RECURSIVE.
+/// Unlike a MS_REMOUNT it only touches the named bits, so locked flags of mounts inherited
+/// from a less privileged namespace are never dropped by accident.
+pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, clr: u64, propagation: u64) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as u64;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u64;
+    }
+    // SAFETY: attr is a valid mount_attr of the size passed; "" is a valid C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `pidfd_open(2)`: a handle that keeps naming this process even if its pid is reused.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(ret)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> nix::Result<()> {
+    // SAFETY: plain syscall; a NULL siginfo means "as kill(2) would".
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: every fd from `first` up is closed at exec.
+pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    Errno::result(ret).map(drop)
+}
+
+/// `setns(2)` by fd.
+pub fn setns(fd: BorrowedFd, nstype: i32) -> nix::Result<()> {
+    // SAFETY: plain syscall with an fd we own for the duration of the call.
+    let ret = unsafe { libc::setns(fd.as_raw_fd(), nstype) };
+    Errno::result(ret).map(drop)
+}
+
+/// `unshare(2)` with raw flags (nix has no CLONE_NEWTIME).
+pub fn unshare(flags: i32) -> nix::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::unshare(flags) };
+    Errno::result(ret).map(drop)
+}
+
+/// `setdomainname(2)` (nix only wraps sethostname).
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: pointer and length describe `name`'s bytes.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `prctl(PR_SET_PDEATHSIG)`.
+pub fn set_pdeathsig(sig: i32) -> nix::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: /proc/<pid>/{exe,fd,mem} of a berth process become
+/// unreachable for the container (CVE-2016-9962, CVE-2019-5736).
+pub fn set_non_dumpable() -> nix::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so the container cannot
+/// read the keys of the session berth was started from.
+pub fn join_session_keyring(name: &CStr) -> nix::Result<()> {
+    // SAFETY: plain syscall; name is NUL-terminated.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+pub fn set_no_new_privs() -> nix::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `prctl(PR_SET_KEEPCAPS, 1)`: keep the permitted set across the switch to a non-zero uid.
+pub fn set_keepcaps() -> nix::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `setgroups(2)` through the raw syscall: glibc's wrapper would try to synchronise every
+/// thread, which is meaningless (and unsafe) right after a raw clone.
+pub fn setgroups(gids: &[u32]) -> nix::Result<()> {
+    // SAFETY: pointer and length describe `gids`.
+    let ret = unsafe { libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `setresuid(2)` as a raw syscall (see setgroups for why not glibc's).
+pub fn setresuid(uid: u32) -> nix::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    Errno::result(ret).map(drop)
+}
+
+/// `setresgid(2)` as a raw syscall (see setgroups for why not glibc's).
+pub fn setresgid(gid: u32) -> nix::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    Errno::result(ret).map(drop)
+}
+
+/// `_exit(2)`: the child never runs the parent's atexit handlers or destructors.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// `execve(2)`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    // SAFETY: both arrays are NULL-terminated arrays of pointers into CStrings the caller keeps alive.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// `fstatfs(2)` f_type of an fd.
+pub fn fs_type(fd: BorrowedFd) -> nix::Result<i64> {
+    let st = nix::sys::statfs::fstatfs(fd)?;
+    Ok(st.filesystem_type().0 as i64)
+}
+
+/// Block every signal we may forward or wait for; returns the previous mask.
+pub fn block_signals(set: &nix::sys::signal::SigSet) -> nix::Result<nix::sys::signal::SigSet> {
+    let mut old = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(set), Some(&mut old))?;
+    Ok(old)
+}
+
+/// Reset every signal disposition to the default: the container must not inherit ignored
+/// signals from berth's caller (runc does the same before exec).
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || (32..34).contains(&sig) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always valid for catchable signals.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// `flock(fd, LOCK_EX)`, retried on EINTR.
+pub fn lock_exclusive(fd: BorrowedFd) -> nix::Result<()> {
+    loop {
+        // SAFETY: plain syscall on an fd borrowed for the duration of the call.
+        let ret = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
+        match Errno::result(ret) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
