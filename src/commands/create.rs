@@ -114,6 +114,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         cgroup_paths: &container.state.cgroup.paths,
         id,
         no_new_keyring: opts.no_new_keyring,
+        lock_fd: container.lock_fd(),
     })?;
     crate::log::debug(&format!(
         "create {id}: clone flags {:#x}, unshare {:#x}, fork {}, {} joins, {} mounts",

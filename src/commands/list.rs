@@ -65,13 +65,9 @@ pub fn run(g: &Global, format: &str, quiet: bool) -> Result<i32> {
         return Ok(0);
     }
     if format == "json" {
-        let v: Vec<serde_json::Value> = containers
+        let v: Vec<_> = containers
             .iter()
-            .map(|(c, owner)| {
-                let mut s = c.oci_state(c.status());
-                s["owner"] = user_name(*owner).into();
-                s
-            })
+            .map(|(c, owner)| c.oci_state(c.status(), user_name(*owner)))
             .collect();
         // runc marshals an empty list as null.
         if v.is_empty() {

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 pub fn run(g: &Global, id: &str) -> Result<i32> {
     let c = Container::load(&g.root, id, false)?;
-    let v = c.oci_state(c.status());
+    let v = c.oci_state(c.status(), String::new());
     // runc prints the indented document without a trailing newline.
     print!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)

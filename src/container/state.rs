@@ -52,6 +52,22 @@ pub struct State {
     pub own_pidns: bool,
 }
 
+/// `berth state` / `list -f json` output; field order is runc's.
+#[derive(Serialize)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'static str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'static str,
+    pub bundle: &'a str,
+    pub rootfs: &'a str,
+    pub created: &'a str,
+    pub owner: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Creating,
@@ -259,6 +275,12 @@ impl Container {
         })
     }
 
+    /// The lock's fd number: the cloned init must close its copy, or the flock (which belongs
+    /// to the shared open file description) would stay held by the container.
+    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
+        self._lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
     /// Give up the exclusive lock early (a foreground `run` must not block other commands).
     pub fn unlock(&mut self) {
         self._lock = None;
@@ -269,22 +291,18 @@ impl Container {
     }
 
     /// The OCI state document, in runc's field order.
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.state.pid };
-        let mut v = serde_json::json!({
-            "ociVersion": OCI_VERSION,
-            "id": self.state.id,
-            "pid": pid,
-            "status": status.as_str(),
-            "bundle": self.state.bundle,
-            "rootfs": self.state.rootfs,
-            "created": self.state.created,
-            "owner": "",
-        });
-        if !self.state.annotations.is_empty() {
-            v["annotations"] = serde_json::json!(self.state.annotations);
+    pub fn oci_state(&self, status: Status, owner: String) -> OciState<'_> {
+        OciState {
+            oci_version: OCI_VERSION,
+            id: &self.state.id,
+            pid: if status == Status::Stopped { 0 } else { self.state.pid },
+            status: status.as_str(),
+            bundle: &self.state.bundle,
+            rootfs: &self.state.rootfs,
+            created: &self.state.created,
+            owner,
+            annotations: &self.state.annotations,
         }
-        v
     }
 }
 

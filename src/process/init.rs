@@ -35,6 +35,10 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T> {
 }
 
 fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
+    if let Some(fd) = plan.lock_fd {
+        // Our copy of the parent's state-dir lock: holding it would block every later command.
+        let _ = nix::unistd::close(fd);
+    }
     let Some(sync) = sync_slot.as_ref() else {
         bail!("no sync socket")
     };

@@ -58,6 +58,8 @@ pub struct Plan {
     pub oom_score_adj: Option<i32>,
     /// `_ses.<id>` unless --no-new-keyring.
     pub session_keyring: Option<CString>,
+    /// The state-dir lock fd, closed first thing in the child.
+    pub lock_fd: Option<std::os::fd::RawFd>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -73,6 +75,7 @@ pub struct PlanInput<'a> {
     pub cgroup_paths: &'a [std::path::PathBuf],
     pub id: &'a str,
     pub no_new_keyring: bool,
+    pub lock_fd: Option<std::os::fd::RawFd>,
 }
 
 impl Plan {
@@ -160,6 +163,7 @@ impl Plan {
             preserve_fds: i.preserve_fds,
             fifo: i.fifo,
             oom_score_adj: process.oom_score_adj(),
+            lock_fd: i.lock_fd,
             session_keyring: if i.no_new_keyring {
                 None
             } else {

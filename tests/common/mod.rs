@@ -1,0 +1,267 @@
+//! Shared harness for the end-to-end tests: real `berth` binary, real busybox bundles, one
+//! private `--root` per test, and a guard that force-deletes every container and removes every
+//! file the test made, even when an assertion fails.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skip (with a printed reason) when not root: these tests create real containers.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: needs root (real namespaces, mounts and cgroups)");
+            return;
+        }
+    };
+}
+
+pub fn busybox() -> PathBuf {
+    for p in ["/usr/bin/busybox", "/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("busybox not found: install busybox-static (apt-get install busybox-static)");
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success; stdout: {} stderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A test's world: temp dir with a bundle and a private state root.
+pub struct Env {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub config: Value,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+fn run_with_timeout(mut cmd: Command, secs: u64, stdin: Option<&[u8]>) -> Output {
+    let tmp = std::env::temp_dir().join(unique("berth-out"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Files, not pipes: a created container inherits our stdio and would hold a pipe open.
+    let out = std::fs::File::create(tmp.join("out")).unwrap();
+    let err = std::fs::File::create(tmp.join("err")).unwrap();
+    cmd.stdout(out).stderr(err);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("spawn berth");
+    if let Some(data) = stdin {
+        use std::io::Write;
+        let mut s = child.stdin.take().unwrap();
+        s.write_all(data).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command timed out after {secs}s: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stdout = std::fs::read_to_string(tmp.join("out")).unwrap_or_default();
+    let stderr = std::fs::read_to_string(tmp.join("err")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&tmp);
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Output { code, stdout, stderr }
+}
+
+/// Install busybox and its applets into `rootfs/bin`.
+pub fn make_rootfs(rootfs: &Path) {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(busybox(), bin.join("busybox")).unwrap();
+    let list = Command::new(busybox()).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    for d in ["proc", "sys", "dev", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+impl Env {
+    /// A bundle from `berth spec`, with terminal off and `args` as the process.
+    pub fn new(args: &[&str]) -> Env {
+        let dir = std::env::temp_dir().join(unique("berth-test"));
+        let bundle = dir.join("bundle");
+        let root = dir.join("state");
+        std::fs::create_dir_all(&bundle).unwrap();
+        make_rootfs(&bundle.join("rootfs"));
+        let out = Command::new(BERTH).args(["spec", "-b"]).arg(&bundle).output().unwrap();
+        assert!(
+            out.status.success(),
+            "berth spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        // Tests write into the rootfs; the few that test readonly set it back.
+        config["root"]["readonly"] = json!(false);
+        let env = Env {
+            dir,
+            root,
+            bundle,
+            config,
+            ids: Default::default(),
+        };
+        env.save();
+        env
+    }
+
+    pub fn save(&self) {
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    pub fn id(&self, prefix: &str) -> String {
+        let id = unique(prefix);
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Run berth with a timeout (default 30 s); stdio go to files.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.cmd(args), 30, None)
+    }
+
+    pub fn berth_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_with_timeout(self.cmd(args), 30, Some(stdin))
+    }
+
+    /// `run -b bundle ID` in the foreground.
+    pub fn run(&self, id: &str) -> Output {
+        let b = self.bundle.to_string_lossy().into_owned();
+        self.berth(&["run", "-b", &b, id])
+    }
+
+    pub fn create(&self, id: &str) -> Output {
+        let b = self.bundle.to_string_lossy().into_owned();
+        self.berth(&["create", "-b", &b, id])
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let o = self.berth(&["state", id]);
+        assert_eq!(o.code, 0, "state {id}: {}", o.stderr);
+        serde_json::from_str(&o.stdout).expect("state JSON")
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Poll until the container reaches `want` (or panic after 10 s).
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.status(id);
+            if s == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "container {id} stuck in {s}, wanted {want}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Nothing of this container is left: no state dir, no cgroup dir in any hierarchy.
+    pub fn assert_gone(&self, id: &str) {
+        assert!(!self.root.join(id).exists(), "state dir of {id} left behind");
+        assert_no_cgroup(id);
+    }
+
+    /// The state root holds no container at all.
+    pub fn assert_root_empty(&self) {
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            let left: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+            assert!(left.is_empty(), "left in state root: {left:?}");
+        }
+    }
+}
+
+/// No directory named `id` anywhere under /sys/fs/cgroup (depth-limited walk).
+pub fn assert_no_cgroup(id: &str) {
+    fn walk(dir: &Path, id: &str, depth: u32) {
+        if depth > 6 {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.filter_map(|e| e.ok()) {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                assert_ne!(
+                    e.file_name().to_string_lossy(),
+                    id,
+                    "cgroup {} left behind",
+                    e.path().display()
+                );
+                walk(&e.path(), id, depth + 1);
+            }
+        }
+    }
+    walk(Path::new("/sys/fs/cgroup"), id, 0);
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = run_with_timeout(self.cmd(&["delete", "--force", id]), 30, None);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
