@@ -34,19 +34,19 @@ fn print_version() {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    // runc: "auto" (the default) means rootless when not running as root.
+    let rootless = match cli.rootless.as_deref().unwrap_or("auto") {
+        "auto" => !nix::unistd::geteuid().is_root(),
+        "true" => true,
+        "false" => false,
+        other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
+    };
     let g = commands::Global {
         root: cli.root.map(PathBuf::from).unwrap_or_else(default_root),
+        rootless,
         systemd_cgroup: cli.systemd_cgroup,
         cgroup_manager: cli.cgroup_manager,
     };
-    if let Some(r) = cli.rootless.as_deref() {
-        match r {
-            "false" | "auto" => {}
-            "true" if nix::unistd::geteuid().is_root() => {}
-            "true" => anyhow::bail!("rootless containers are not supported yet"),
-            other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
-        }
-    }
     let Some(cmd) = cli.command else {
         anyhow::bail!("no command given; see berth --help");
     };

@@ -67,7 +67,9 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
     let cgroup = if use_cgroups {
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
-        Some(CgroupState::plan(cp.as_deref(), id)?)
+        let mut cg = CgroupState::plan(cp.as_deref(), id)?;
+        cg.rootless = g.rootless;
+        Some(cg)
     } else {
         None
     };

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 /// Global flags every command sees.
 pub struct Global {
     pub root: PathBuf,
+    /// Unprivileged operation: cgroups that are not delegated are skipped.
+    pub rootless: bool,
     pub systemd_cgroup: bool,
     pub cgroup_manager: Option<String>,
 }

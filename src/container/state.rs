@@ -31,6 +31,9 @@ pub struct CgroupState {
     /// v1 freezer directory, if any (pause/resume and the `paused` status).
     #[serde(default)]
     pub freezer: Option<PathBuf>,
+    /// Rootless: hierarchies the user may not write to are skipped, not fatal.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

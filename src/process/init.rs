@@ -116,7 +116,12 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     super::rlimits::apply(&plan.rlimits)?;
     super::caps::drop_bounding(&plan.caps)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
-    step(&format!("setgroups {:?}", plan.groups), sys::setgroups(&plan.groups))?;
+    match sys::setgroups(&plan.groups) {
+        Ok(()) => {}
+        // A rootless user namespace has setgroups "deny": there are no groups to drop anyway.
+        Err(nix::errno::Errno::EPERM) if plan.groups.is_empty() && plan.userns => {}
+        Err(e) => bail!("setgroups {:?}: {e}", plan.groups),
+    }
     step(&format!("setgid {}", plan.gid), sys::setresgid(plan.gid))?;
     step(&format!("setuid {}", plan.uid), sys::setresuid(plan.uid))?;
     super::caps::apply(&plan.caps)?;

@@ -38,6 +38,8 @@ pub struct Plan {
     pub fork_after: bool,
     pub new_cgroupns: bool,
     pub become_root: bool,
+    /// The container has a user namespace (new or joined).
+    pub userns: bool,
     pub rootfs: RootfsPlan,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
@@ -144,6 +146,7 @@ impl Plan {
             fork_after,
             new_cgroupns,
             become_root,
+            userns,
             ns,
             rootfs,
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
@@ -204,7 +207,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
         cg.join(pid)?;
     }
     if plan.clone_flags & libc::CLONE_NEWUSER != 0 {
-        namespaces::write_maps(pid, &plan.ns, false)?;
+        namespaces::write_maps(pid, &plan.ns)?;
     }
     if let Some(v) = plan.oom_score_adj {
         write_oom(pid, v)?;
@@ -214,7 +217,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     loop {
         match ours.recv()? {
             Some(Msg::MapRequest) => {
-                namespaces::write_maps(pid, &plan.ns, false)?;
+                namespaces::write_maps(pid, &plan.ns)?;
                 ours.send(&Msg::MapDone)?;
             }
             Some(Msg::Pid(p)) => {

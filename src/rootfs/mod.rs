@@ -86,8 +86,9 @@ pub struct RootfsPlan {
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub no_pivot: bool,
-    /// In a user namespace device nodes cannot be created: bind-mount the host's instead.
-    pub bind_devices: bool,
+    /// The container has a user namespace: device nodes are bind-mounted from the host (mknod is
+    /// refused there) and sysfs/mqueue fall back to binds when their namespace is not ours.
+    pub userns: bool,
     pub cgroup_ns: bool,
     pub cgroup_mounts: Vec<CgroupSubMount>,
 }
@@ -380,7 +381,11 @@ fn cgroup_submounts(paths: &[PathBuf]) -> Result<Vec<CgroupSubMount>> {
     let hs = crate::cgroups::hierarchies()?;
     let pure_v2 = hs.len() == 1 && hs[0].v2;
     let mut out = Vec::new();
-    for (h, host_dir) in hs.iter().zip(paths) {
+    // Rootless may have dropped hierarchies it cannot write: match each path to its hierarchy.
+    for h in &hs {
+        let Some(host_dir) = paths.iter().find(|p| p.starts_with(&h.mountpoint)) else {
+            continue;
+        };
         let base = h
             .mountpoint
             .file_name()
@@ -464,7 +469,7 @@ impl RootfsPlan {
             masked: linux.masked_paths().clone().unwrap_or_default(),
             readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
             no_pivot,
-            bind_devices: userns,
+            userns,
             cgroup_ns,
             cgroup_mounts,
         })
