@@ -56,6 +56,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(r) => prefixed("run", commands::create::run(&g, &r.opts, &r.id, r.detach, r.keep)),
         Command::Start(a) => commands::start::run(&g, &a.id),
         Command::State(a) => commands::state::run(&g, &a.id),
+        Command::Exec(e) => commands::exec::run(&g, &e).map_err(|e| anyhow::anyhow!("exec failed: {e:#}")),
         Command::Kill(k) => commands::kill::run(&g, &k.id, k.signal.as_deref(), k.all),
         Command::Delete(d) => commands::delete::run(&g, &d.id, d.force),
         Command::List(l) => commands::list::run(&g, &l.format, l.quiet),
@@ -88,11 +89,17 @@ fn main() {
         log::error(&format!("{e:#}"));
         std::process::exit(1);
     }
+    // runc's exec exits 255 when it fails itself, keeping 1..254 for the process's own codes.
+    let fail = if matches!(cli.command, Some(Command::Exec(_))) {
+        255
+    } else {
+        1
+    };
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             log::error(&format!("{e:#}"));
-            1
+            fail
         }
     };
     std::process::exit(code);

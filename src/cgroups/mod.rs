@@ -381,7 +381,10 @@ mod tests {
     fn create_and_destroy_only_what_was_made() {
         let tmp = std::env::temp_dir().join(format!("berth-cg-{}", std::process::id()));
         std::fs::create_dir_all(tmp.join("existing")).unwrap();
-        let mut cg = CgroupState { paths: vec![tmp.join("existing/new/leaf")], ..Default::default() };
+        let mut cg = CgroupState {
+            paths: vec![tmp.join("existing/new/leaf")],
+            ..Default::default()
+        };
         cg.create().unwrap();
         assert_eq!(
             cg.created,

@@ -117,6 +117,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         id,
         no_new_keyring: opts.no_new_keyring,
         lock_fd: container.lock_fd(),
+        exec: false,
     })?;
     crate::log::debug(&format!(
         "create {id}: clone flags {:#x}, unshare {:#x}, fork {}, {} joins, {} mounts",
@@ -124,7 +125,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         plan.unshare_flags,
         plan.fork_after,
         plan.ns.joins.len(),
-        plan.rootfs.mounts.len()
+        plan.rootfs.as_ref().map_or(0, |r| r.mounts.len())
     ));
     let cg = cleanup.cgroup.clone();
     let launched = process::launch(&plan, cg.as_ref())?;
@@ -158,7 +159,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
 }
 
 /// Signals `run` relays to the container (all but the ones that make no sense to forward).
-fn forward_set() -> SigSet {
+pub fn forward_set() -> SigSet {
     let mut s = SigSet::all();
     for sig in [
         Signal::SIGSEGV,
@@ -202,7 +203,20 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
         return Ok(0);
     }
-    let code = loop {
+    let code = wait_forward(pid, &set);
+    if !keep {
+        // Re-read under the lock: a concurrent `delete --force` may have removed it already.
+        if let Ok(c) = Container::load(&g.root, id, true) {
+            super::delete::destroy(&c)?;
+        }
+    }
+    Ok(code)
+}
+
+/// Relay every signal in `set` to `pid` until it exits; its exit code (128+N after signal N).
+/// The set was blocked before the clone, so no SIGCHLD can be lost.
+pub fn wait_forward(pid: i32, set: &SigSet) -> i32 {
+    loop {
         let sig = match set.wait() {
             Ok(s) => s,
             Err(_) => continue,
@@ -217,17 +231,10 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
                 }
             }
             if let Some(c) = done {
-                break c;
+                return c;
             }
         } else {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
         }
-    };
-    if !keep {
-        // Re-read under the lock: a concurrent `delete --force` may have removed it already.
-        if let Ok(c) = Container::load(&g.root, id, true) {
-            super::delete::destroy(&c)?;
-        }
     }
-    Ok(code)
 }

@@ -89,7 +89,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         // After the parent placed us in the container's cgroups: they become the ns root.
         step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
     }
-    step("setsid", nix::unistd::setsid().map(drop))?;
+    if !plan.exec {
+        // A new session: the container's init must not share the caller's controlling terminal.
+        step("setsid", nix::unistd::setsid().map(drop))?;
+    }
     if let Some(name) = &plan.session_keyring {
         match sys::join_session_keyring(name) {
             // Kernels without keyrings, or a seccomp filter of the caller that denies keyctl.
@@ -97,21 +100,22 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             Err(e) => bail!("join session keyring: {e}"),
         }
     }
-    // Device nodes and mount points get exactly the modes the config asks for.
-    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-
-    let root = setup::prepare(&plan.rootfs)?;
-    setup::mount_all(root.as_fd(), &plan.rootfs)?;
-    setup::setup_dev(root.as_fd(), &plan.rootfs)?;
-    setup::write_sysctls(&plan.sysctls)?;
-    setup::mask_and_protect(root.as_fd(), &plan.rootfs)?;
-    if let Some(h) = &plan.hostname {
-        step("sethostname", nix::unistd::sethostname(h))?;
+    if let Some(rootfs) = &plan.rootfs {
+        // Device nodes and mount points get exactly the modes the config asks for.
+        nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let root = setup::prepare(rootfs)?;
+        setup::mount_all(root.as_fd(), rootfs)?;
+        setup::setup_dev(root.as_fd(), rootfs)?;
+        setup::write_sysctls(&plan.sysctls)?;
+        setup::mask_and_protect(root.as_fd(), rootfs)?;
+        if let Some(h) = &plan.hostname {
+            step("sethostname", nix::unistd::sethostname(h))?;
+        }
+        if let Some(d) = &plan.domainname {
+            step("setdomainname", sys::setdomainname(d))?;
+        }
+        setup::enter(root, rootfs)?;
     }
-    if let Some(d) = &plan.domainname {
-        step("setdomainname", sys::setdomainname(d))?;
-    }
-    setup::enter(root, &plan.rootfs)?;
 
     super::rlimits::apply(&plan.rlimits)?;
     super::caps::drop_bounding(&plan.caps)?;

@@ -40,7 +40,9 @@ pub struct Plan {
     pub become_root: bool,
     /// The container has a user namespace (new or joined).
     pub userns: bool,
-    pub rootfs: RootfsPlan,
+    /// None for `exec`: the process joins a container whose rootfs is already set up.
+    pub rootfs: Option<RootfsPlan>,
+    pub exec: bool,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub sysctls: Vec<(String, String)>,
@@ -78,6 +80,8 @@ pub struct PlanInput<'a> {
     pub id: &'a str,
     pub no_new_keyring: bool,
     pub lock_fd: Option<std::os::fd::RawFd>,
+    /// Join a running container (every namespace by path) instead of making one.
+    pub exec: bool,
 }
 
 impl Plan {
@@ -92,7 +96,7 @@ impl Plan {
             .as_ref()
             .ok_or_else(|| anyhow!("config.json: process must be set"))?;
         let ns = namespaces::plan(linux)?;
-        if ns.new & libc::CLONE_NEWNS == 0 {
+        if !i.exec && ns.new & libc::CLONE_NEWNS == 0 {
             bail!("linux.namespaces: berth needs a new mount namespace for the rootfs");
         }
         let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
@@ -111,15 +115,19 @@ impl Plan {
         let become_root =
             ns.new & libc::CLONE_NEWUSER != 0 && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0"));
         let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
-        let rootfs = RootfsPlan::build(
-            spec,
-            i.bundle,
-            i.rootfs,
-            i.no_pivot,
-            userns,
-            new_cgroupns,
-            i.cgroup_paths,
-        )?;
+        let rootfs = if i.exec {
+            None
+        } else {
+            Some(RootfsPlan::build(
+                spec,
+                i.bundle,
+                i.rootfs,
+                i.no_pivot,
+                userns,
+                new_cgroupns,
+                i.cgroup_paths,
+            )?)
+        };
         let user = process.user();
         let mut env = Vec::new();
         let mut path_env = None;
@@ -149,6 +157,7 @@ impl Plan {
             userns,
             ns,
             rootfs,
+            exec: i.exec,
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctls,
