@@ -94,6 +94,15 @@ fn rootless_single_id_lifecycle() {
     assert_eq!(text.lines().nth(1), Some("0"));
     // Files the container's root creates belong to the user on the host.
     assert_eq!(std::fs::metadata(&out).unwrap().uid(), uid);
+    // exec as the user joins the container's user namespace (and all others).
+    let o = env.berth_as(uid, gid, &["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", &uid.to_string(), "1"]
+    );
     let o = env.berth_as(uid, gid, &["kill", &id, "KILL"]);
     o.ok();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
