@@ -89,14 +89,11 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
     }
     // Recorded before any cgroup exists, so a create killed from here on is cleaned by delete.
     container.save()?;
-    if let Some(cg) = cgroup {
-        let r = {
-            let mut cg = cg;
-            let r = cg.create();
-            container.state.cgroup = cg.clone();
-            cleanup.cgroup = Some(cg);
-            r
-        };
+    if let Some(mut cg) = cgroup {
+        // Saved even when creation failed halfway: `created` names what must be removed.
+        let r = cg.create();
+        container.state.cgroup = cg.clone();
+        cleanup.cgroup = Some(cg);
         container.save()?;
         r?;
     }

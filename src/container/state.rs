@@ -135,7 +135,7 @@ pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
 pub struct Container {
     pub dir: PathBuf,
     pub state: State,
-    _lock: Option<OwnedFd>,
+    lock: Option<OwnedFd>,
 }
 
 fn lock_dir(dir: &Path) -> Result<OwnedFd> {
@@ -170,7 +170,7 @@ impl Container {
         Ok(Container {
             dir,
             state,
-            _lock: Some(lock),
+            lock: Some(lock),
         })
     }
 
@@ -196,22 +196,14 @@ impl Container {
                         id: id.to_string(),
                         ..Default::default()
                     };
-                    return Ok(Container {
-                        dir,
-                        state,
-                        _lock: lock,
-                    });
+                    return Ok(Container { dir, state, lock });
                 }
                 bail!("container does not exist")
             }
             Err(e) => bail!("read state of {id}: {e}"),
         };
         let state: State = serde_json::from_slice(&data).map_err(|e| anyhow!("corrupt state file for {id}: {e}"))?;
-        Ok(Container {
-            dir,
-            state,
-            _lock: lock,
-        })
+        Ok(Container { dir, state, lock })
     }
 
     /// Atomic replace of state.json: a reader sees the old or the new file, never half of one.
@@ -240,7 +232,7 @@ impl Container {
 
     pub fn status(&self) -> Status {
         if self.state.pid == 0 {
-            return if self._lock.is_some() {
+            return if self.lock.is_some() {
                 Status::Stopped
             } else {
                 Status::Creating
@@ -281,12 +273,12 @@ impl Container {
     /// The lock's fd number: the cloned init must close its copy, or the flock (which belongs
     /// to the shared open file description) would stay held by the container.
     pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
-        self._lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+        self.lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }
 
     /// Give up the exclusive lock early (a foreground `run` must not block other commands).
     pub fn unlock(&mut self) {
-        self._lock = None;
+        self.lock = None;
     }
 
     pub fn remove_dir(&self) -> Result<()> {
