@@ -2,6 +2,7 @@
 //! options, C strings, cgroup sub-mounts); the child (setup.rs) only executes it, resolving
 //! every container path inside the rootfs (resolve.rs) and never through string joins.
 
+mod copy;
 pub mod resolve;
 pub mod setup;
 
@@ -47,6 +48,8 @@ pub struct MountPlan {
     pub rattrs: Attrs,
     /// Propagation changes applied after mounting (MS_SHARED, MS_REC|MS_SLAVE, ...).
     pub propagation: Vec<MsFlags>,
+    /// `tmpcopyup` (runc extension podman uses): fill a new tmpfs with what it covers.
+    pub copy_up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +262,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
     let mut data = Vec::new();
     let mut rattrs = Attrs::default();
     let mut propagation = Vec::new();
+    let mut copy_up = false;
     for o in m.options().iter().flatten() {
         if let Some((s, c)) = parse_flag(o) {
             set = (set - c) | s;
@@ -271,7 +275,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         } else if o == "idmap" || o == "ridmap" {
             bail!("mounts: {}: idmapped mounts are not supported yet", dest.display());
         } else if o == "tmpcopyup" {
-            bail!("mounts: {}: the tmpcopyup option is not supported", dest.display());
+            copy_up = true;
         } else {
             data.push(o.as_str());
         }
@@ -307,6 +311,9 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         Attrs::default()
     };
     let flags = set - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if copy_up && typ != "tmpfs" {
+        bail!("mounts: {}: tmpcopyup is only valid for tmpfs", dest.display());
+    }
     Ok(MountPlan {
         dest: rel(dest),
         kind,
@@ -315,6 +322,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         attrs,
         rattrs,
         propagation,
+        copy_up,
     })
 }
 

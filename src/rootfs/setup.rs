@@ -81,8 +81,22 @@ fn bind(src: &Path, root: BorrowedFd, dest: &Path, recursive: bool) -> Result<()
 fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str, userns: bool) -> Result<()> {
     let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
     let data = if m.data.is_empty() { None } else { Some(m.data.as_str()) };
+    // Opened before the mount: afterwards this still reads the directory the tmpfs covers.
+    let under = if m.copy_up {
+        Some(resolve::open_dir(root, &m.dest).map_err(|e| anyhow!("open {} for tmpcopyup: {e}", show(&m.dest)))?)
+    } else {
+        None
+    };
     match mount(Some(src), fd_path(destfd.as_fd()).as_str(), Some(typ), m.flags, data) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            if let Some(under) = under {
+                let top =
+                    resolve::open_dir(root, &m.dest).map_err(|e| anyhow!("open new tmpfs {}: {e}", show(&m.dest)))?;
+                super::copy::tree(under.as_fd(), top.as_fd())
+                    .map_err(|e| anyhow!("tmpcopyup {}: {e:#}", show(&m.dest)))?;
+            }
+            Ok(())
+        }
         // sysfs needs the network namespace, mqueue the IPC namespace, to be owned by our user
         // namespace; when they are the host's, runc bind-mounts the host's instead.
         Err(nix::errno::Errno::EPERM) if userns && (typ == "sysfs" || typ == "mqueue") => {
