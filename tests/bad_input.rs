@@ -256,7 +256,7 @@ fn failures_inside_the_child_leave_nothing() {
 fn unsupported_features_are_refused_clearly() {
     require_root!();
     let env = with(&["true"], |c| c["process"]["terminal"] = json!(true));
-    create_fails(&env, &env.id("tty"), "process.terminal");
+    create_fails(&env, &env.id("tty"), "cannot allocate tty");
     let env = Env::new(&["true"]);
     let b = env.bundle.to_string_lossy().into_owned();
     let id = env.id("sd");

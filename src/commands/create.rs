@@ -51,10 +51,12 @@ impl Made {
     }
 }
 
-fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
+fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -> Result<Made> {
     crate::container::state::validate_id(id)?;
     let use_cgroups = g.use_cgroups()?;
     let b = bundle::load(&opts.bundle)?;
+    let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    check_terminal(terminal, opts.console_socket.is_some(), foreground)?;
     let mut container = Container::create(&g.root, id)?;
     let mut cleanup = Cleanup {
         dir: Some(container.dir.clone()),
@@ -142,8 +144,31 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
     })
 }
 
+/// runc's rules: a terminal needs somewhere to go, and a console socket needs a terminal.
+fn check_terminal(terminal: bool, socket: bool, foreground: bool) -> Result<()> {
+    if terminal && !socket && !foreground {
+        bail!("cannot allocate tty if berth will detach without setting console socket");
+    }
+    if socket && !terminal {
+        bail!("cannot use console socket if berth will not allocate a tty (process.terminal is false)");
+    }
+    Ok(())
+}
+
+/// Where the pty master goes: the caller's console socket, or (foreground run) ourselves.
+fn hand_over_console(opts: &CreateOpts, m: &mut Made) -> Result<Option<OwnedFd>> {
+    match (m.launched.console.take(), &opts.console_socket) {
+        (Some(master), Some(path)) => {
+            process::console::send_to_socket(path, &master)?;
+            Ok(None)
+        }
+        (master, _) => Ok(master),
+    }
+}
+
 pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
-    let mut m = make(g, opts, id, Mode::Create)?;
+    let mut m = make(g, opts, id, Mode::Create, false)?;
+    hand_over_console(opts, &mut m)?;
     m.launched.sync.send(&Msg::Committed)?;
     // EOF: the init dropped its parent-death signal and closed its end; we may exit.
     match m.launched.sync.recv()? {
@@ -186,7 +211,8 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     // (youki's `run` hung on exactly that); the child unblocks before exec.
     let set = forward_set();
     let old = crate::sys::block_signals(&set).map_err(|e| anyhow!("block signals: {e}"))?;
-    let mut m = make(g, opts, id, Mode::Run)?;
+    let mut m = make(g, opts, id, Mode::Run, !detach)?;
+    let master = hand_over_console(opts, &mut m)?;
     m.launched.sync.send(&Msg::Start)?;
     match m.launched.sync.recv()? {
         None => {}
@@ -200,7 +226,10 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
         return Ok(0);
     }
-    let code = wait_forward(pid, &set);
+    let code = match master {
+        Some(master) => process::console::relay(pid, &set, master)?,
+        None => wait_forward(pid, &set),
+    };
     if !keep {
         // Re-read under the lock: a concurrent `delete --force` may have removed it already.
         if let Ok(c) = Container::load(&g.root, id, true) {

@@ -92,15 +92,16 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         Status::Stopped => bail!("cannot exec in a stopped container"),
         Status::Creating => bail!("cannot exec in a container that is being created"),
     }
-    if e.tty || e.console_socket.is_some() {
-        bail!("terminals are not supported yet");
-    }
     let path = std::path::Path::new(&c.state.bundle).join("config.json");
     let data = std::fs::read(&path).map_err(|err| anyhow!("read {}: {err}", path.display()))?;
     let mut spec: Spec = serde_json::from_slice(&data).map_err(|err| anyhow!("parse {}: {err}", path.display()))?;
     let process = process_for(e, &spec)?;
-    if process.terminal().unwrap_or(false) {
-        bail!("terminals are not supported yet");
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && e.console_socket.is_none() && e.detach {
+        bail!("cannot allocate tty if berth will detach without setting console socket");
+    }
+    if !terminal && e.console_socket.is_some() {
+        bail!("cannot use console socket if berth will not allocate a tty");
     }
     spec.set_process(Some(process));
     // Join every namespace the container has, through its init: new ones and joined ones alike.
@@ -165,6 +166,13 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if let Some(p) = &e.pid_file {
         process::write_pid_file(p, launched.pid)?;
     }
+    let master = match (launched.console.take(), &e.console_socket) {
+        (Some(m), Some(path)) => {
+            process::console::send_to_socket(path, &m)?;
+            None
+        }
+        (m, _) => m,
+    };
     launched.sync.send(&Msg::Start)?;
     match launched.sync.recv()? {
         None => {}
@@ -176,5 +184,8 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
         return Ok(0);
     }
-    Ok(super::create::wait_forward(launched.pid, &set))
+    match master {
+        Some(m) => process::console::relay(launched.pid, &set, m),
+        None => Ok(super::create::wait_forward(launched.pid, &set)),
+    }
 }

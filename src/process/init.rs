@@ -2,7 +2,7 @@
 //! into the parent's frames: errors go back over the sync socket, then `_exit`.
 
 use super::sync::{Msg, Sync};
-use super::{Mode, Plan};
+use super::{console, Mode, Plan};
 use crate::rootfs::setup;
 use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
@@ -100,12 +100,18 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             Err(e) => bail!("join session keyring: {e}"),
         }
     }
+    let mut tty = None;
     if let Some(rootfs) = &plan.rootfs {
         // Device nodes and mount points get exactly the modes the config asks for.
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let root = setup::prepare(rootfs)?;
         setup::mount_all(root.as_fd(), rootfs)?;
         setup::setup_dev(root.as_fd(), rootfs)?;
+        if plan.terminal {
+            let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
+            sync.send_fd(&Msg::Console, master.as_fd())?;
+            tty = Some(peer);
+        }
         setup::write_sysctls(&plan.sysctls)?;
         setup::mask_and_protect(root.as_fd(), rootfs)?;
         if let Some(h) = &plan.hostname {
@@ -117,6 +123,15 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         setup::enter(root, rootfs)?;
     }
 
+    if plan.exec && plan.terminal {
+        // exec with a terminal: its own session, and a pty from the container's devpts.
+        step("setsid", nix::unistd::setsid().map(drop))?;
+        let ptmx = sys::open("/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
+            .map_err(|e| anyhow!("open /dev/pts/ptmx in the container: {e}"))?;
+        let (master, peer) = console::open_pty(ptmx, plan.console_size)?;
+        sync.send_fd(&Msg::Console, master.as_fd())?;
+        tty = Some(peer);
+    }
     super::rlimits::apply(&plan.rlimits)?;
     super::caps::drop_bounding(&plan.caps)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
@@ -133,6 +148,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     enter_cwd(plan)?;
     if plan.no_new_privs {
         step("set no_new_privs", sys::set_no_new_privs())?;
+    }
+    if let Some(peer) = &tty {
+        console::attach(peer)?;
     }
     // Nothing of berth's may leak into the container (CVE-2024-21626): every fd above the
     // preserved ones is closed at exec.

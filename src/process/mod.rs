@@ -3,6 +3,7 @@
 //! executes the plan and never returns into the parent's code.
 
 pub mod caps;
+pub mod console;
 pub mod init;
 pub mod rlimits;
 pub mod spawn;
@@ -43,6 +44,9 @@ pub struct Plan {
     /// None for `exec`: the process joins a container whose rootfs is already set up.
     pub rootfs: Option<RootfsPlan>,
     pub exec: bool,
+    /// process.terminal: allocate a pty (rows, cols from consoleSize).
+    pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub sysctls: Vec<(String, String)>,
@@ -158,6 +162,8 @@ impl Plan {
             ns,
             rootfs,
             exec: i.exec,
+            terminal: process.terminal().unwrap_or(false),
+            console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctls,
@@ -188,6 +194,8 @@ impl Plan {
 /// What the parent holds once the container's init is set up and waiting.
 pub struct Launched {
     pub pid: i32,
+    /// The pty master, when process.terminal is set.
+    pub console: Option<OwnedFd>,
     pub sync: Sync,
     pub guard: PidGuard,
 }
@@ -223,8 +231,16 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     }
     ours.send(&Msg::Go)?;
     let mut init_pid = pid;
+    let mut console = None;
     loop {
-        match ours.recv()? {
+        let (msg, fd) = match ours.recv_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Msg::Console) => {
+                console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);
+            }
             Some(Msg::MapRequest) => {
                 namespaces::write_maps(pid, &plan.ns)?;
                 ours.send(&Msg::MapDone)?;
@@ -243,6 +259,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     }
     Ok(Launched {
         pid: init_pid,
+        console,
         sync: ours,
         guard,
     })
