@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod container;
 mod errtext;
+mod hooks;
 mod log;
 mod namespaces;
 mod process;

@@ -89,6 +89,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     if let Some(cg) = &cgroup {
         st.cgroup = cg.clone();
     }
+    st.hooks = b.spec.hooks().clone();
     // Recorded before any cgroup exists, so a create killed from here on is cleaned by delete.
     container.save()?;
     if let Some(mut cg) = cgroup {
@@ -220,6 +221,8 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         Some(other) => bail!("sync: unexpected {other:?}"),
     }
     m.disarm();
+    m.container
+        .run_hooks("poststart", crate::container::state::Status::Running);
     m.container.unlock();
     let pid = m.launched.pid;
     if detach {

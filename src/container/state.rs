@@ -53,6 +53,9 @@ pub struct State {
     /// The container has its own pid namespace: killing init kills everything.
     #[serde(default)]
     pub own_pidns: bool,
+    /// poststart hooks run by `start`, poststop hooks by `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// `berth state` / `list -f json` output; field order is runc's.
@@ -283,6 +286,29 @@ impl Container {
 
     pub fn remove_dir(&self) -> Result<()> {
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
+    }
+
+    /// Run the poststart/poststop hooks recorded at create (warnings only).
+    pub fn run_hooks(&self, kind: &str, status: Status) {
+        let Some(h) = &self.state.hooks else { return };
+        let list = if kind == "poststart" {
+            h.poststart()
+        } else {
+            h.poststop()
+        };
+        let hooks = crate::hooks::list(list);
+        if hooks.is_empty() {
+            return;
+        }
+        let state = crate::hooks::HookState {
+            oci_version: OCI_VERSION,
+            id: &self.state.id,
+            status: status.as_str(),
+            pid: self.state.pid,
+            bundle: &self.state.bundle,
+            annotations: &self.state.annotations,
+        };
+        crate::hooks::run_warn(kind, hooks, &state.json());
     }
 
     /// The OCI state document, in runc's field order.

@@ -101,6 +101,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         }
     }
     let mut tty = None;
+    let mut hook_state: Option<String> = None;
     if let Some(rootfs) = &plan.rootfs {
         // Device nodes and mount points get exactly the modes the config asks for.
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -111,6 +112,22 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
             sync.send_fd(&Msg::Console, master.as_fd())?;
             tty = Some(peer);
+        }
+        if let Some(h) = &plan.hooks {
+            sync.send(&Msg::Hooks)?;
+            let state = match sync.recv()? {
+                Some(Msg::HooksDone(s)) => s,
+                Some(Msg::Error(_, m)) => bail!("{m}"),
+                other => bail!("sync: expected HooksDone, got {other:?}"),
+            };
+            // createContainer: in the container's namespaces, before pivot_root (the path is
+            // still resolved in the runtime's mount view).
+            crate::hooks::run_all(
+                "createContainer",
+                crate::hooks::list(h.hooks.create_container()),
+                state.as_bytes(),
+            )?;
+            hook_state = Some(state);
         }
         setup::write_sysctls(&plan.sysctls)?;
         setup::mask_and_protect(root.as_fd(), rootfs)?;
@@ -173,6 +190,14 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             *sync_slot = None;
             wait_for_start(plan)?;
         }
+    }
+    if let (Some(h), Some(state)) = (&plan.hooks, &hook_state) {
+        // startContainer: in the container, after start, right before the process runs.
+        crate::hooks::run_all(
+            "startContainer",
+            crate::hooks::list(h.hooks.start_container()),
+            state.as_bytes(),
+        )?;
     }
     exec(plan, &path)
 }

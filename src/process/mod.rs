@@ -47,6 +47,8 @@ pub struct Plan {
     /// process.terminal: allocate a pty (rows, cols from consoleSize).
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
+    /// Hooks run during create (None for exec, or when the config has none of them).
+    pub hooks: Option<crate::hooks::HookCtx>,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub sysctls: Vec<(String, String)>,
@@ -164,6 +166,17 @@ impl Plan {
             exec: i.exec,
             terminal: process.terminal().unwrap_or(false),
             console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+            hooks: spec
+                .hooks()
+                .clone()
+                .filter(|_| !i.exec)
+                .map(|hooks| crate::hooks::HookCtx {
+                    id: i.id.to_string(),
+                    bundle: i.bundle.to_string_lossy().into_owned(),
+                    annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+                    hooks,
+                })
+                .filter(|h| h.during_create()),
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctls,
@@ -238,6 +251,18 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
             None => (None, None),
         };
         match msg {
+            Some(Msg::Hooks) => {
+                let h = plan
+                    .hooks
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("sync: hooks requested but none configured"))?;
+                // prestart (deprecated) and createRuntime run in the runtime's namespaces, after
+                // the container's mounts exist and before pivot_root.
+                let state = h.state("creating", init_pid);
+                crate::hooks::run_all("prestart", crate::hooks::list(h.hooks.prestart()), &state)?;
+                crate::hooks::run_all("createRuntime", crate::hooks::list(h.hooks.create_runtime()), &state)?;
+                ours.send(&Msg::HooksDone(String::from_utf8_lossy(&state).into_owned()))?;
+            }
             Some(Msg::Console) => {
                 console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);
             }

@@ -9,6 +9,8 @@
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
 //! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
+//! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
+//! | 4"| parent → child | `HooksDone(state)` | the state JSON the child's createContainer/startContainer hooks read |
 //! | 5 | child → parent | `Ready`            | the container is set up and waits for start                 |
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
 //! | 6 | parent → child | `Committed`        | create: state written; child drops pdeathsig, closes its end (parent sees EOF) |
@@ -29,6 +31,8 @@ pub enum Msg {
     Committed,
     Start,
     Console,
+    Hooks,
+    HooksDone(String),
 }
 
 impl Msg {
@@ -43,6 +47,8 @@ impl Msg {
             Msg::Committed => (7, 0, ""),
             Msg::Start => (8, 0, ""),
             Msg::Console => (9, 0, ""),
+            Msg::Hooks => (10, 0, ""),
+            Msg::HooksDone(s) => (11, 0, s.as_str()),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -66,6 +72,8 @@ impl Msg {
             7 => Msg::Committed,
             8 => Msg::Start,
             9 => Msg::Console,
+            10 => Msg::Hooks,
+            11 => Msg::HooksDone(String::from_utf8_lossy(&b[5..]).into_owned()),
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -100,7 +108,7 @@ impl Sync {
 
     /// Next message and the fd that came with it, or None on EOF.
     pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 65536];
         let Some((n, fd)) = recv_with_fd(self.fd.as_raw_fd(), &mut buf)? else {
             return Ok(None);
         };
@@ -109,7 +117,7 @@ impl Sync {
 
     /// Next message, or None on EOF.
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 65536];
         loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
