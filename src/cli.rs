@@ -57,6 +57,8 @@ pub enum Command {
     List(List),
     /// create a new specification file
     Spec(Spec),
+    /// show the enabled features
+    Features,
 }
 
 #[derive(Args, Debug)]

@@ -62,6 +62,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Delete(d) => commands::delete::run(&g, &d.id, d.force),
         Command::List(l) => commands::list::run(&g, &l.format, l.quiet),
         Command::Spec(s) => commands::spec::run(&s.bundle, s.rootless),
+        Command::Features => commands::features::run(),
     }
 }
 

@@ -143,6 +143,79 @@ pub fn rel(dest: &Path) -> PathBuf {
     out
 }
 
+/// Every mount option berth understands (reported by `features`; a unit test keeps this list and
+/// the parsers below in step).
+pub const MOUNT_OPTIONS: [&str; 68] = [
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rw",
+    "silent",
+    "strictatime",
+    "suid",
+    "sync",
+    "symfollow",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rnoatime",
+    "ratime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+    "tmpcopyup",
+    "mode",
+    "size",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "newinstance",
+    "ptmxmode",
+    "nr_blocks",
+];
+
 fn parse_propagation(o: &str) -> Option<MsFlags> {
     Some(match o {
         "private" => MsFlags::MS_PRIVATE,
@@ -522,6 +595,28 @@ mod tests {
         let rw = mount(r#"{"destination":"/x","type":"bind","source":"/s","options":["ro","rw"]}"#);
         assert_eq!(rw.attrs.set, 0);
         assert_eq!(rw.attrs.clr, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn every_reported_option_is_understood() {
+        let data = [
+            "mode",
+            "size",
+            "uid",
+            "gid",
+            "nr_inodes",
+            "newinstance",
+            "ptmxmode",
+            "nr_blocks",
+            "tmpcopyup",
+        ];
+        for o in MOUNT_OPTIONS {
+            let known = parse_flag(o).is_some()
+                || parse_propagation(o).is_some()
+                || parse_rattr(o).is_some()
+                || data.contains(&o);
+            assert!(known, "{o}");
+        }
     }
 
     #[test]
