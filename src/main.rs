@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod container;
 mod errtext;
+mod fault;
 mod hooks;
 mod log;
 mod namespaces;
@@ -35,9 +36,12 @@ fn default_root(userns: bool) -> PathBuf {
 }
 
 fn print_version() {
-    println!("berth version {}", env!("CARGO_PKG_VERSION"));
-    println!("commit: {}", option_env!("BERTH_COMMIT").unwrap_or("unknown"));
-    println!("spec: {}", container::state::OCI_VERSION);
+    let _ = commands::out(&format!(
+        "berth version {}\ncommit: {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("BERTH_COMMIT").unwrap_or("unknown"),
+        container::state::OCI_VERSION
+    ));
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {

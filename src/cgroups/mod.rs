@@ -189,6 +189,28 @@ impl CgroupState {
         })
     }
 
+    /// Record, before anything is made, every directory `create` is going to make: a create
+    /// killed between the mkdir and the next state write can then still be cleaned up.
+    /// (rmdir of a claimed directory that never came to exist is a no-op.)
+    pub fn claim(&mut self) {
+        for p in self.paths.clone() {
+            let mut missing = Vec::new();
+            let mut cur = p.as_path();
+            while !cur.exists() {
+                missing.push(cur.to_path_buf());
+                match cur.parent() {
+                    Some(par) => cur = par,
+                    None => break,
+                }
+            }
+            for d in missing.into_iter().rev() {
+                if !self.created.contains(&d) {
+                    self.created.push(d);
+                }
+            }
+        }
+    }
+
     /// mkdir -p every path, recording each directory berth made (so delete removes only those).
     /// Rootless: a hierarchy that is not delegated to the user is dropped quietly, as runc does.
     pub fn create(&mut self) -> Result<()> {
@@ -222,7 +244,9 @@ impl CgroupState {
                 match std::fs::create_dir(&dir) {
                     Ok(()) => {
                         init_cpuset(&dir)?;
-                        self.created.push(dir)
+                        if !self.created.contains(&dir) {
+                            self.created.push(dir)
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("create cgroup {}", dir.display()))),

@@ -86,19 +86,26 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         .iter()
         .flatten()
         .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
-    if let Some(cg) = &cgroup {
-        st.cgroup = cg.clone();
-    }
     st.hooks = b.spec.hooks().clone();
-    // Recorded before any cgroup exists, so a create killed from here on is cleaned by delete.
-    container.save()?;
+    crate::fault::point("before-state");
     if let Some(mut cg) = cgroup {
-        // Saved even when creation failed halfway: `created` names what must be removed.
-        let r = cg.create();
+        cg.claim();
         container.state.cgroup = cg.clone();
-        cleanup.cgroup = Some(cg);
+        // Recorded (with the directories about to be made) before any cgroup exists, so a
+        // create killed from here on is cleaned up by `delete --force`.
         container.save()?;
-        r?;
+        cleanup.cgroup = Some(cg.clone());
+        crate::fault::point("before-cgroups");
+        cg.create()?;
+        if cg.paths != container.state.cgroup.paths {
+            // Rootless: hierarchies the user may not write to were dropped.
+            container.state.cgroup = cg.clone();
+            container.save()?;
+        }
+        cleanup.cgroup = Some(cg);
+        crate::fault::point("after-cgroups");
+    } else {
+        container.save()?;
     }
     let fifo = if mode == Mode::Create {
         Some(make_fifo(&container)?)
@@ -129,6 +136,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     ));
     let cg = cleanup.cgroup.clone();
     let launched = process::launch(&plan, cg.as_ref())?;
+    crate::fault::point("after-ready");
     let (start, _) = crate::container::state::proc_stat(launched.pid)
         .ok_or_else(|| anyhow!("container init exited during setup"))?;
     container.state.pid = launched.pid;
@@ -138,6 +146,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     if let Some(p) = &opts.pid_file {
         process::write_pid_file(p, launched.pid)?;
     }
+    crate::fault::point("after-state");
     Ok(Made {
         container,
         launched,

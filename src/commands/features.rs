@@ -30,6 +30,6 @@ pub fn document() -> serde_json::Value {
 }
 
 pub fn run() -> Result<i32> {
-    println!("{}", serde_json::to_string_pretty(&document())?);
+    super::out(&(serde_json::to_string_pretty(&document())? + "\n"))?;
     Ok(0)
 }

@@ -59,9 +59,8 @@ pub fn run(g: &Global, format: &str, quiet: bool) -> Result<i32> {
         })
         .collect();
     if quiet {
-        for (c, _) in &containers {
-            println!("{}", c.state.id);
-        }
+        let ids: String = containers.iter().map(|(c, _)| format!("{}\n", c.state.id)).collect();
+        super::out(&ids)?;
         return Ok(0);
     }
     if format == "json" {
@@ -71,9 +70,9 @@ pub fn run(g: &Global, format: &str, quiet: bool) -> Result<i32> {
             .collect();
         // runc marshals an empty list as null.
         if v.is_empty() {
-            println!("null");
+            super::out("null\n")?;
         } else {
-            println!("{}", serde_json::to_string(&v)?);
+            super::out(&(serde_json::to_string(&v)? + "\n"))?;
         }
         return Ok(0);
     }
@@ -96,7 +95,7 @@ pub fn run(g: &Global, format: &str, quiet: bool) -> Result<i32> {
             user_name(*owner),
         ]);
     }
-    print!("{}", table(&rows));
+    super::out(&table(&rows))?;
     Ok(0)
 }
 

@@ -12,6 +12,19 @@ pub mod state;
 
 use std::path::PathBuf;
 
+/// Write command output to stdout. A reader that went away (EPIPE, e.g. `| head`) ends the
+/// output quietly instead of panicking: Rust ignores SIGPIPE, and berth keeps it ignored so a
+/// hook that closes its stdin early cannot kill it.
+pub fn out(s: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(s.as_bytes()).and_then(|_| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("write stdout: {e}")),
+    }
+}
+
 /// Global flags every command sees.
 pub struct Global {
     pub root: PathBuf,

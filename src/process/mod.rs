@@ -233,6 +233,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     };
     drop(theirs);
     guard.push(pid);
+    crate::fault::point("after-clone");
     // The child waits for Go: it joins its cgroups before it unshares the cgroup namespace
     // (so the namespace root is the container's cgroup), and its maps exist before it acts.
     if let Some(cg) = cgroup {
