@@ -90,3 +90,9 @@ pub fn debug(msg: &str) {
         emit("debug", msg);
     }
 }
+
+/// Something berth ignored or could not honour but that does not stop the command (runc logs
+/// these at warning level too).
+pub fn warn(msg: &str) {
+    emit("warning", msg);
+}
