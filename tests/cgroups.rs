@@ -132,11 +132,24 @@ fn update_changes_limits_in_the_cgroup_files() {
     env.berth_stdin(&["update", "-r", "-", &id], br#"{"pids": {"limit": 45}}"#)
         .ok();
     assert_eq!(cg_read(&env, &id, &["pids.max"]), "45");
-    // A limit below current usage fails naming the file and the value; nothing changes.
-    let o = env.berth(&["update", "--memory", "4096", &id]);
-    assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("write 4096 to /sys/fs/cgroup/"), "{}", o.stderr);
-    assert_eq!(cg_read(&env, &id, &["pids.max"]), "45");
+    // checkBeforeUpdate: a limit below the current usage is refused, nothing changes.
+    let o = env.berth_stdin(
+        &["update", "-r", "-", &id],
+        br#"{"memory": {"limit": 4096, "checkBeforeUpdate": true}}"#,
+    );
+    assert!(o.stderr.contains("unable to set memory limit to 4096"), "{}", o.stderr);
+    assert_eq!(cg_read(&env, &id, &mem), "52428800");
+    if cg_paths(&env, &id)
+        .iter()
+        .any(|p| p.join("memory.limit_in_bytes").exists())
+    {
+        // v1 refuses such a limit itself (v2 would reclaim and OOM-kill instead): the error
+        // names the value and the file.
+        let o = env.berth(&["update", "--memory", "4096", &id]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("write 4096 to /sys/fs/cgroup/"), "{}", o.stderr);
+        assert!(o.stderr.contains("memory.limit_in_bytes: EBUSY"), "{}", o.stderr);
+    }
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
     let o = env.berth(&["update", "--pids-limit", "3", &id]);
@@ -269,7 +282,10 @@ fn bad_resources_fail_create_and_leave_nothing() {
     require_root!();
     for (res, want) in [
         (json!({"unified": {"../x": "1"}}), "unified"),
-        (json!({"memory": {"swappiness": 101}}), "swappiness"),
+        (
+            json!({"memory": {"limit": 1 << 20, "swap": 1 << 19}}),
+            "memsw|swap limit",
+        ),
         (json!({"pids": {"limit": 5}, "cpu": {"cpus": "9999"}}), "cpuset.cpus"),
     ] {
         let mut env = Env::new(&["true"]);
@@ -278,7 +294,7 @@ fn bad_resources_fail_create_and_leave_nothing() {
         let id = env.id("bad");
         let o = env.run(&id);
         assert_ne!(o.code, 0);
-        assert!(o.stderr.contains(want), "{want}: {}", o.stderr);
+        assert!(want.split('|').any(|w| o.stderr.contains(w)), "{want}: {}", o.stderr);
         env.assert_gone(&id);
     }
 }
