@@ -6,6 +6,7 @@
 //! someone else made. Resource limits live in resources.rs (v1.rs / v2.rs write the files),
 //! statistics in stats.rs.
 
+pub mod bpf;
 pub mod detect;
 pub mod resources;
 pub mod stats;

@@ -5,7 +5,7 @@
 
 use crate::container::state::CgroupState;
 use anyhow::Result;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{Linux, LinuxDevice, LinuxDeviceCgroup, LinuxResources};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -35,19 +35,30 @@ pub fn v1_dirs(paths: &[PathBuf]) -> BTreeMap<String, PathBuf> {
     out
 }
 
-/// Apply resources at create time (nothing given: nothing to do).
-pub fn apply_resources(cg: Option<&CgroupState>, r: Option<&LinuxResources>) -> Result<()> {
-    match (cg, r) {
-        (Some(cg), Some(r)) => apply(cg, r, false),
-        _ => Ok(()),
-    }
+/// Apply linux.resources at create time (the device filter also allows linux.devices).
+pub fn apply_resources(cg: Option<&CgroupState>, linux: &Linux) -> Result<()> {
+    let Some(cg) = cg else { return Ok(()) };
+    let r = linux.resources().clone().unwrap_or_default();
+    let devices = linux.devices().clone().unwrap_or_default();
+    apply_with_devices(cg, &r, false, &devices)
 }
 
-/// Write every field of `r`; `update` enables runc's update-only checks (checkBeforeUpdate).
+/// `update`: write every field of `r`, with runc's update-only checks (checkBeforeUpdate).
 pub fn apply(cg: &CgroupState, r: &LinuxResources, update: bool) -> Result<()> {
+    apply_with_devices(cg, r, update, &[])
+}
+
+fn apply_with_devices(cg: &CgroupState, r: &LinuxResources, update: bool, devices: &[LinuxDevice]) -> Result<()> {
     if cg.v2_only() {
         let dir = cg.unified().expect("v2_only implies a unified dir");
-        return super::v2::apply(&dir, r, update);
+        super::v2::apply(&dir, r, update)?;
+        let rules = super::bpf::effective(r.devices().as_deref().unwrap_or_default(), devices)?;
+        // Without a deny rule the filter would allow everything: attach nothing then, unless
+        // the rules were given explicitly (an update replaces the previous filter).
+        if r.devices().is_some() && (update || rules.iter().any(|x| !x.allow)) {
+            super::bpf::attach(&dir, &rules)?;
+        }
+        return Ok(());
     }
     let dirs = v1_dirs(&cg.paths);
     if dirs.is_empty() {

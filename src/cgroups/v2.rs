@@ -134,10 +134,6 @@ pub fn apply(d: &Path, r: &LinuxResources, update: bool) -> Result<()> {
     {
         warn("linux.resources.network: net_cls/net_prio do not exist on cgroup v2; skipped");
     }
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        // TODO(cgroups-v2-devices): attach a BPF_CGROUP_DEVICE program built from the rules.
-        warn("linux.resources.devices: the cgroup v2 device filter (eBPF) is not built yet; rules not enforced");
-    }
     if let Some(u) = r.unified() {
         unified(d, u)?;
     }

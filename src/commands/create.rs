@@ -98,7 +98,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         container.save()?;
         r?;
     }
-    crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux.resources().as_ref())?;
+    crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
     let fifo = if mode == Mode::Create {
         Some(make_fifo(&container)?)
     } else {

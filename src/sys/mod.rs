@@ -1,6 +1,8 @@
 //! Thin syscall wrappers: the home of `unsafe` (with process/spawn.rs). Every wrapper returns
 //! `nix::Result` so callers attach context naming the path or value; fds are `OwnedFd`.
 
+pub mod bpf;
+
 use nix::errno::Errno;
 use nix::NixPath;
 use std::ffi::CStr;
