@@ -138,6 +138,7 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         if let Some(m) = r.minor {
             b.push((ins(JNE_K, 5, 0, 0, m as i32), true));
         }
+        let unconditional = b.is_empty();
         b.push((ins(MOV64_K, 0, 0, 0, r.allow as i32), false));
         b.push((ins(EXIT, 0, 0, 0, 0), false));
         let n = b.len();
@@ -148,6 +149,10 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
             } else {
                 p.push(insn);
             }
+        }
+        // A rule matching everything decides alone: the verifier refuses unreachable code.
+        if unconditional {
+            return p;
         }
     }
     p.push(ins(MOV64_K, 0, 0, 0, 1));
@@ -204,9 +209,10 @@ mod tests {
             minor: Some(3),
             access: 6,
         };
-        let p = program(&[deny_all, null_rw]);
-        // 6 prologue + (1 type + 3 access + 2 numbers + 2 verdict) + 2 verdict + 2 default.
-        assert_eq!(p.len(), 6 + 8 + 2 + 2);
+        let p = program(&[deny_all, null_rw.clone()]);
+        // 6 prologue + (1 type + 3 access + 2 numbers + 2 verdict) + 2 verdict of deny-all,
+        // which ends the program (no unreachable default after it).
+        assert_eq!(p.len(), 6 + 8 + 2);
         // The type check of the last rule jumps over the 7 instructions after it.
         assert_eq!(p[6], ins(JNE_K, 2, 0, 7, 2));
         assert_eq!(p[9], ins(JNE_X, 1, 3, 4, 0));
@@ -214,6 +220,10 @@ mod tests {
         // The deny-all block: verdict 0, no conditions.
         assert_eq!(p[14], ins(MOV64_K, 0, 0, 0, 0));
         assert_eq!(*p.last().unwrap(), ins(EXIT, 0, 0, 0, 0));
+        // Without an unconditional rule the default (allow) closes the program.
+        let q = program(std::slice::from_ref(&null_rw));
+        assert_eq!(q.len(), 6 + 8 + 2);
+        assert_eq!(q[q.len() - 2], ins(MOV64_K, 0, 0, 0, 1));
     }
 
     #[test]
@@ -227,5 +237,28 @@ mod tests {
         let bad: Vec<LinuxDeviceCgroup> =
             serde_json::from_value(serde_json::json!([{"allow": true, "access": "rwx"}])).unwrap();
         assert!(effective(&bad, &[]).is_err());
+    }
+
+    #[test]
+    fn programs_pass_the_kernel_verifier() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: loading a BPF program needs root");
+            return;
+        }
+        let spec: Vec<LinuxDeviceCgroup> = serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "b", "major": 8, "access": "r"},
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "w"}
+        ]))
+        .unwrap();
+        for rules in [
+            effective(&spec, &[]).unwrap(),
+            effective(&spec[1..], &[]).unwrap(),
+            vec![],
+        ] {
+            if let Err((e, log)) = crate::sys::bpf::prog_load_device(&program(&rules)) {
+                panic!("verifier refused {rules:?}: {e:?}: {log}");
+            }
+        }
     }
 }
