@@ -322,7 +322,7 @@ fn v2_device_filter_denies_and_update_replaces_it() {
     let mut env = Env::new(&[
         "sh",
         "-c",
-        "while true; do if (echo x > /dev/null) 2>/tmp/e; then s=ok; else s=denied; fi; \
+        "while true; do if (: > /dev/kmsg) 2>/tmp/e; then s=ok; else s=denied; fi; \
          echo $s > /out/s.tmp; mv /out/s.tmp /out/s; sleep 0.05; done",
     ]);
     let out = env.dir.join("out");
@@ -331,10 +331,13 @@ fn v2_device_filter_denies_and_update_replaces_it() {
         .as_array_mut()
         .unwrap()
         .push(json!({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]}));
-    env.config["linux"]["resources"]["devices"] = json!([
-        {"allow": false, "access": "rwm"},
-        {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "w"}
-    ]);
+    // /dev/kmsg (c 1:11) is in no default allow rule (runc appends those after the config's
+    // rules, so /dev/null & co. cannot be denied): the deny-all of the config covers it.
+    env.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}));
+    env.config["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
     env.save();
     let id = env.id("bpf");
     run_detached(&env, &id);
@@ -352,10 +355,29 @@ fn v2_device_filter_denies_and_update_replaces_it() {
     wait_for("denied");
     env.berth_stdin(
         &["update", "-r", "-", &id],
-        br#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]}"#,
+        br#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]}"#,
     )
     .ok();
     wait_for("ok");
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
+}
+
+/// An absolute cgroupsPath two levels deep: berth makes both levels (on v2 enabling the
+/// controllers in the new intermediate one, or pids.max would not exist in the leaf) and
+/// removes exactly those on delete.
+#[test]
+fn nested_cgroups_path_gets_controllers_and_is_removed() {
+    require_root!();
+    let mut env = Env::new(&["sh", "-c", "for i in $(seq 20); do sleep 5 & done; echo all-forked"]);
+    let top = unique("berth-nest");
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{top}/leaf"));
+    env.config["linux"]["resources"]["pids"] = json!({"limit": 5});
+    env.save();
+    let id = env.id("nest");
+    let o = env.run(&id);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("can't fork"), "{}", o.stderr);
+    env.assert_gone(&id);
+    assert_no_cgroup(&top);
 }
