@@ -1,9 +1,8 @@
 //! `events [--stats] [--interval 5s] ID`: runc's event stream, one JSON object per line:
-//! `{"type":"stats","id":ID,"data":{...}}` every interval and `{"type":"oom","id":ID}` when the
-//! kernel OOM-kills in the container. OOM kills are noticed by polling the cumulative
-//! `oom_kill` counter (v1 memory.oom_control, v2 memory.events) every 100 ms: unlike an
-//! eventfd registration it survives the event source being read by someone else, and v2 has
-//! no eventfd interface at all.
+//! `{"type":"stats","id":ID,"data":{...}}` every interval and `{"type":"oom","id":ID}` on an
+//! OOM. v1: an eventfd registered on memory.oom_control through cgroup.event_control (as
+//! runc); v2 has no such interface, so the cumulative `oom_kill` counter of memory.events is
+//! polled every 100 ms (also the v1 fallback when the registration fails).
 
 use super::Global;
 use crate::cgroups::stats;
@@ -11,6 +10,7 @@ use crate::container::state::{CgroupState, Container, Status};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 #[derive(Serialize)]
@@ -67,6 +67,31 @@ pub fn oom_kills(cg: &CgroupState) -> u64 {
         .unwrap_or(0)
 }
 
+/// v1: an eventfd that becomes readable on every OOM of the memory cgroup `dir`.
+fn v1_oom_eventfd(cg: &CgroupState) -> Option<(OwnedFd, std::path::PathBuf)> {
+    if cg.v2_only() {
+        return None;
+    }
+    let dir = crate::cgroups::resources::v1_dirs(&cg.paths).get("memory")?.clone();
+    let efd = crate::sys::eventfd().ok()?;
+    let ofd = crate::sys::open(&dir.join("memory.oom_control"), libc::O_RDONLY, 0).ok()?;
+    let reg = format!("{} {}", efd.as_raw_fd(), ofd.as_raw_fd());
+    crate::cgroups::write_file(&dir, "cgroup.event_control", &reg).ok()?;
+    // The registration holds its own reference to the control file.
+    Some((efd, dir))
+}
+
+/// Wait up to `t` for the eventfd; true when it fired (its counter is consumed).
+fn eventfd_fired(efd: &OwnedFd, t: Duration) -> bool {
+    let mut fds = [nix::poll::PollFd::new(efd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let ms = u16::try_from(t.as_millis()).unwrap_or(u16::MAX);
+    if !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)), Ok(n) if n > 0) {
+        return false;
+    }
+    let mut buf = [0u8; 8];
+    nix::unistd::read(efd.as_raw_fd(), &mut buf).is_ok()
+}
+
 fn emit<T: Serialize>(e: &Event<T>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string(e)?)?;
@@ -94,17 +119,32 @@ pub fn run(g: &Global, id: &str, once: bool, interval: &str) -> Result<i32> {
         emit(&stats_event())?;
         return Ok(0);
     }
+    let efd = v1_oom_eventfd(cg);
     let mut ooms = oom_kills(cg);
     let mut next = Instant::now();
+    let tick = Duration::from_millis(100).min(iv);
+    let oom = || {
+        emit(&Event::<()> {
+            typ: "oom",
+            id,
+            data: None,
+        })
+    };
     loop {
-        let n = oom_kills(cg);
-        if n > ooms {
-            ooms = n;
-            emit(&Event::<()> {
-                typ: "oom",
-                id,
-                data: None,
-            })?;
+        match &efd {
+            // The eventfd also fires when the cgroup is removed: that is no OOM.
+            Some((e, dir)) => {
+                if eventfd_fired(e, tick) && dir.exists() {
+                    oom()?;
+                }
+            }
+            None => {
+                let n = oom_kills(cg);
+                if n > ooms {
+                    ooms = n;
+                    oom()?;
+                }
+            }
         }
         if !live(&c) {
             return Ok(0);
@@ -113,7 +153,9 @@ pub fn run(g: &Global, id: &str, once: bool, interval: &str) -> Result<i32> {
             emit(&stats_event())?;
             next += iv;
         }
-        std::thread::sleep(Duration::from_millis(100).min(iv));
+        if efd.is_none() {
+            std::thread::sleep(tick);
+        }
     }
 }
 

@@ -130,6 +130,14 @@ pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `eventfd(2)` (close-on-exec, non-blocking): the v1 memory controller's OOM notifications.
+pub fn eventfd() -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = Errno::result(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `pidfd_send_signal(2)`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> nix::Result<()> {
     // SAFETY: plain syscall; a NULL siginfo means "as kill(2) would".
