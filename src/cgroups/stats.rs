@@ -189,7 +189,15 @@ fn hugetlb(d: &Path, usage: &str, max: &str, fail: &str) -> BTreeMap<String, Hug
             Hugetlb {
                 usage: f(usage),
                 max: if max.is_empty() { 0 } else { f(max) },
-                failcnt: f(fail),
+                // v2 keeps the count as "max N" in hugetlb.<size>.events.
+                failcnt: if fail == "events" {
+                    kv(d, &format!("hugetlb.{size}.events"))
+                        .get("max")
+                        .copied()
+                        .unwrap_or(0)
+                } else {
+                    f(fail)
+                },
             },
         );
     }
