@@ -13,3 +13,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The cgroup-v2 VM tests (integration/vm/run-cgroup-tests.sh): qemu without its recommends
+# (no GUI stack); the guest kernel itself is fetched by integration/vm/build.sh.
+if [ "${BERTH_VM:-1}" = 1 ] && [ "$(uname -m)" = x86_64 ] && ! dpkg -s qemu-system-x86 >/dev/null 2>&1; then
+  echo "deps: installing qemu-system-x86"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86 xz-utils >/dev/null
+fi

@@ -12,3 +12,8 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast -- --test-threads=2
 fi
+# The cgroup tests again on a pure cgroup-v2 kernel (qemu VM, ~2-3 min under TCG); prints
+# "cgroup-v2 VM tests skipped: REASON" where the VM cannot be had. BERTH_VM=0 skips it.
+if [ "${BERTH_VM:-1}" = 1 ]; then
+  bash integration/vm/run-cgroup-tests.sh
+fi

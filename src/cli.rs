@@ -59,6 +59,16 @@ pub enum Command {
     Spec(Spec),
     /// show the enabled features
     Features,
+    /// suspend all processes inside the container
+    Pause(IdArg),
+    /// resume all processes that have been previously paused
+    Resume(IdArg),
+    /// update container resource constraints
+    Update(Box<Update>),
+    /// display container events such as OOM notifications and resource usage statistics
+    Events(Events),
+    /// display the processes running inside a container
+    Ps(Ps),
 }
 
 #[derive(Args, Debug)]
@@ -200,4 +210,89 @@ pub struct Spec {
     /// generate a configuration for a rootless container
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct Update {
+    /// path to a file with the resources to update, or '-' for stdin (other flags are ignored)
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    /// specifies per cgroup weight, range is from 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period to be used for hardcapping (in usecs)
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS hardcap limit (in usecs); allowed cpu time in a given period
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS hardcap burst limit (in usecs)
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period to be used for hardcapping (in usecs)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime hardcap limit (in usecs)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<i64>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// memory node(s) to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// kernel memory limit (ignored, as in runc)
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// kernel memory limit for tcp buffer (ignored, as in runc)
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// memory limit (in bytes, or with a k/m/g unit; -1 for unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// memory reservation or soft_limit (in bytes)
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// total memory usage (memory + swap); set '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// maximum number of pids allowed in the container
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// the string of Intel RDT/CAT L3 cache schema (not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// the string of Intel RDT/MBA memory bandwidth schema (not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct Events {
+    /// set the stats collection interval
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct Ps {
+    /// select one of: table or json
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    pub id: String,
+    /// options passed to ps (default -ef)
+    #[arg(allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
 }

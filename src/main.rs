@@ -74,6 +74,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::List(l) => commands::list::run(&g, &l.format, l.quiet),
         Command::Spec(s) => commands::spec::run(&s.bundle, s.rootless),
         Command::Features => commands::features::run(),
+        Command::Pause(a) => commands::pause::pause(&g, &a.id),
+        Command::Resume(a) => commands::pause::resume(&g, &a.id),
+        Command::Update(u) => commands::update::run(&g, &u),
+        Command::Events(e) => commands::events::run(&g, &e.id, e.stats, &e.interval),
+        Command::Ps(p) => commands::ps::run(&g, &p.id, &p.format, &p.ps_args),
     }
 }
 

@@ -3,147 +3,50 @@
 //! where runc works and crun refuses; berth tracks the unified hierarchy too, as runc does).
 //!
 //! berth removes only directories it created itself (recorded in the state), never a cgroup
-//! someone else made.
+//! someone else made. Resource limits live in resources.rs (v1.rs / v2.rs write the files),
+//! statistics in stats.rs.
+
+pub mod bpf;
+pub mod detect;
+pub mod resources;
+pub mod stats;
+#[cfg(test)]
+mod tests_fake;
+pub mod v1;
+pub mod v2;
+
+pub use detect::{hierarchies, plan_paths};
+pub use resources::apply_resources;
 
 use crate::container::state::CgroupState;
 use anyhow::{anyhow, Context, Result};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    pub mountpoint: PathBuf,
-    /// The cgroup path the mount shows as its root (not "/" inside another container).
-    pub root: String,
-    pub v2: bool,
-    /// v1: the controllers (and `name=...`) in the mount's super options.
-    pub controllers: Vec<String>,
+/// Write one cgroup file; the error names the value, the file and the errno as runc users
+/// expect ("write 100 to /sys/fs/cgroup/memory/x/memory.limit_in_bytes: EINVAL").
+pub fn write_file(dir: &Path, file: &str, val: &str) -> Result<()> {
+    let p = dir.join(file);
+    // Never O_CREAT: a missing interface file is an error, not a new file (and in the fake
+    // cgroupfs of the tests the same holds).
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, val.as_bytes()));
+    r.map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(n) => format!("{:?}", nix::errno::Errno::from_raw(n)),
+            None => e.to_string(),
+        };
+        anyhow!("write {val} to {}: {why}", p.display())
+    })
 }
 
-fn unescape(s: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parse the cgroup mounts out of a mountinfo text.
-pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
-    let mut out: Vec<Hierarchy> = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 5 || r.len() < 3 {
-            continue;
-        }
-        let v2 = match r[0] {
-            "cgroup2" => true,
-            "cgroup" => false,
-            _ => continue,
-        };
-        let controllers = if v2 {
-            Vec::new()
-        } else {
-            r[2].split(',')
-                .filter(|o| {
-                    !matches!(*o, "rw" | "ro")
-                        && !o.starts_with("release_agent")
-                        && *o != "clone_children"
-                        && *o != "noprefix"
-                        && *o != "xattr"
-                })
-                .map(str::to_string)
-                .collect()
-        };
-        let h = Hierarchy {
-            mountpoint: PathBuf::from(unescape(l[4])),
-            root: unescape(l[3]),
-            v2,
-            controllers,
-        };
-        // The same hierarchy may be mounted twice; the first mount wins.
-        if !out.iter().any(|o| o.v2 == h.v2 && o.controllers == h.controllers) {
-            out.push(h);
-        }
-    }
-    out
-}
-
-pub fn hierarchies() -> Result<Vec<Hierarchy>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text))
-}
-
-/// This process's cgroup in a hierarchy, from /proc/self/cgroup text.
-pub fn own_path(proc_cgroup: &str, h: &Hierarchy) -> Option<String> {
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let matches = if h.v2 {
-            ctrl.is_empty()
-        } else {
-            let mut a: Vec<&str> = ctrl.split(',').collect();
-            let mut b: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
-            a.sort_unstable();
-            b.sort_unstable();
-            !ctrl.is_empty() && a == b
-        };
-        if matches {
-            return Some(path.to_string());
-        }
-    }
-    None
-}
-
-/// Join cgroup path components, refusing `..` so a config can never name a directory outside
-/// the hierarchy.
-fn join_clean(base: &Path, rel: &str) -> Result<PathBuf> {
-    let mut p = base.to_path_buf();
-    for c in Path::new(rel).components() {
-        match c {
-            Component::Normal(n) => p.push(n),
-            Component::RootDir | Component::CurDir => {}
-            _ => return Err(anyhow!("linux.cgroupsPath {rel:?} must not contain '..'")),
-        }
-    }
-    Ok(p)
-}
-
-/// The container's directory in each hierarchy, as runc's cgroupfs driver computes it: an
-/// absolute cgroupsPath is taken from the hierarchy root; a relative one, or the container id
-/// when it is empty, is placed under berth's own cgroup.
-pub fn plan_paths(hs: &[Hierarchy], proc_cgroup: &str, cgroups_path: Option<&str>, id: &str) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for h in hs {
-        let rel_to_root = |p: &str| -> String {
-            let p = p.strip_prefix(h.root.as_str()).filter(|_| h.root != "/").unwrap_or(p);
-            p.to_string()
-        };
-        let path = match cgroups_path.filter(|p| !p.is_empty()) {
-            Some(p) if p.starts_with('/') => join_clean(&h.mountpoint, &rel_to_root(p))?,
-            other => {
-                let own = own_path(proc_cgroup, h).unwrap_or_else(|| "/".into());
-                let base = join_clean(&h.mountpoint, &rel_to_root(&own))?;
-                join_clean(&base, other.unwrap_or(id))?
-            }
-        };
-        out.push(path);
-    }
-    Ok(out)
+pub fn read_file(dir: &Path, file: &str) -> Result<String> {
+    let p = dir.join(file);
+    std::fs::read_to_string(&p)
+        .map(|s| s.trim_end().to_string())
+        .with_context(|| format!("read {}", p.display()))
 }
 
 /// A new v1 cpuset starts with empty cpus/mems and refuses tasks (ENOSPC) until they are
@@ -152,10 +55,10 @@ fn init_cpuset(dir: &Path) -> Result<()> {
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let file = dir.join(f);
         match std::fs::read_to_string(&file) {
-            Ok(v) if v.trim().is_empty() => {
+            Ok(v) if v.trim().is_empty() && !dir.join("cgroup.controllers").exists() => {
                 let parent = dir.parent().map(|p| p.join(f)).unwrap_or_default();
                 let pv = std::fs::read_to_string(&parent).with_context(|| format!("read {}", parent.display()))?;
-                std::fs::write(&file, pv.trim()).with_context(|| format!("write {}", file.display()))?;
+                write_file(dir, f, pv.trim())?;
             }
             _ => {}
         }
@@ -164,12 +67,8 @@ fn init_cpuset(dir: &Path) -> Result<()> {
 }
 
 /// Permission errors: the hierarchy is not delegated to this user.
-fn is_denied(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.raw_os_error())
-            .is_some_and(|n| n == libc::EACCES || n == libc::EPERM || n == libc::EROFS)
-    })
+fn is_denied_io(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS))
 }
 
 impl CgroupState {
@@ -182,18 +81,21 @@ impl CgroupState {
             .zip(&paths)
             .find(|(h, _)| h.controllers.iter().any(|c| c == "freezer"))
             .map(|(_, p)| p.clone());
-        Ok(CgroupState {
+        let mut cg = CgroupState {
             paths,
             freezer,
             ..Default::default()
-        })
+        };
+        cg.reserve();
+        Ok(cg)
     }
 
-    /// Record, before anything is made, every directory `create` is going to make: a create
-    /// killed between the mkdir and the next state write can then still be cleaned up.
-    /// (rmdir of a claimed directory that never came to exist is a no-op.)
-    pub fn claim(&mut self) {
-        for p in self.paths.clone() {
+    /// Record every directory create() will make, before any exists: the state is saved with
+    /// this list first, so a create killed halfway is still cleaned up by delete, and delete
+    /// removes only these (never a cgroup someone else made).
+    pub fn reserve(&mut self) {
+        self.created.clear();
+        for p in &self.paths {
             let mut missing = Vec::new();
             let mut cur = p.as_path();
             while !cur.exists() {
@@ -203,124 +105,157 @@ impl CgroupState {
                     None => break,
                 }
             }
-            for d in missing.into_iter().rev() {
-                if !self.created.contains(&d) {
-                    self.created.push(d);
-                }
-            }
+            self.created.extend(missing.into_iter().rev());
         }
     }
 
-    /// mkdir -p every path, recording each directory berth made (so delete removes only those).
-    /// Rootless: a hierarchy that is not delegated to the user is dropped quietly, as runc does.
+    /// mkdir the reserved directories (parents first), then make the controllers berth writes
+    /// available down a cgroup2 tree.
     pub fn create(&mut self) -> Result<()> {
-        let mut kept = Vec::new();
-        for p in self.paths.clone() {
-            match self.create_one(&p) {
-                Ok(()) => kept.push(p),
-                Err(e) if self.rootless && is_denied(&e) => {}
-                Err(e) => return Err(e),
+        for dir in self.created.clone() {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => init_cpuset(&dir)?,
+                // Made by someone else since reserve(): not ours to remove.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.created.retain(|d| d != &dir),
+                // Rootless: a hierarchy that is not delegated to the user is dropped quietly,
+                // as runc does.
+                Err(e) if self.rootless && is_denied_io(&e) => self.drop_hierarchy_of(&dir),
+                Err(e) => return Err(anyhow!("create cgroup {}: {e}", dir.display())),
             }
         }
-        if self.freezer.as_ref().is_some_and(|f| !kept.contains(f)) {
+        if let Some(u) = self.unified() {
+            match v2::enable_controllers(&u) {
+                Err(_) if self.rootless => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Rootless: forget the hierarchy `dir` belongs to (the path below it and what we reserved
+    /// for it); berth runs on without that controller, as runc does.
+    fn drop_hierarchy_of(&mut self, dir: &Path) {
+        let gone: Vec<PathBuf> = self.paths.iter().filter(|p| p.starts_with(dir)).cloned().collect();
+        self.paths.retain(|p| !gone.contains(p));
+        self.created.retain(|d| !gone.iter().any(|p| p.starts_with(d)));
+        if self.freezer.as_ref().is_some_and(|f| gone.contains(f)) {
             self.freezer = None;
         }
-        self.paths = kept;
-        Ok(())
     }
 
-    fn create_one(&mut self, p: &Path) -> Result<()> {
-        {
-            let mut missing = Vec::new();
-            let mut cur = p;
-            while !cur.exists() {
-                missing.push(cur.to_path_buf());
-                match cur.parent() {
-                    Some(par) => cur = par,
-                    None => break,
-                }
-            }
-            for dir in missing.into_iter().rev() {
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {
-                        init_cpuset(&dir)?;
-                        if !self.created.contains(&dir) {
-                            self.created.push(dir)
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(anyhow::Error::new(e).context(format!("create cgroup {}", dir.display()))),
-                }
-            }
-        }
-        Ok(())
+    /// The container's cgroup2 directory (the unified hierarchy on hybrid hosts).
+    pub fn unified(&self) -> Option<PathBuf> {
+        self.paths
+            .iter()
+            .find(|p| p.join("cgroup.controllers").exists())
+            .cloned()
+    }
+
+    /// Pure v2: the unified directory carries the resource controllers (no v1 hierarchy does).
+    pub fn v2_only(&self) -> bool {
+        self.unified().is_some() && resources::v1_dirs(&self.paths).is_empty()
     }
 
     /// Move a process into every hierarchy.
     pub fn join(&self, pid: i32) -> Result<()> {
         let s = pid.to_string();
         for p in &self.paths {
-            let f = p.join("cgroup.procs");
-            match std::fs::write(&f, &s) {
-                Ok(()) => {}
-                Err(e)
-                    if self.rootless && matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)) => {}
-                Err(e) => return Err(anyhow!("write {s} to {}: {e}", f.display())),
+            if let Err(e) = std::fs::write(p.join("cgroup.procs"), &s) {
+                if !(self.rootless && is_denied_io(&e)) {
+                    return Err(anyhow!("write {s} to {}: {e}", p.join("cgroup.procs").display()));
+                }
             }
         }
         Ok(())
     }
 
-    /// Every pid in the container's cgroups (union over the hierarchies).
+    /// Every pid in the container's cgroups, sub-cgroups included (union over the hierarchies).
     pub fn procs(&self) -> Vec<i32> {
+        fn walk(dir: &Path, out: &mut Vec<i32>, depth: u32) {
+            if let Ok(t) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                out.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            if depth > 16 {
+                return;
+            }
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out, depth + 1);
+                }
+            }
+        }
         let mut pids: Vec<i32> = Vec::new();
         for p in &self.paths {
-            if let Ok(t) = std::fs::read_to_string(p.join("cgroup.procs")) {
-                pids.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
+            walk(p, &mut pids, 0);
         }
         pids.sort_unstable();
         pids.dedup();
         pids
     }
 
-    fn set_frozen(&self, frozen: bool) -> bool {
-        let Some(f) = &self.freezer else { return false };
-        let want = if frozen { "FROZEN" } else { "THAWED" };
-        if std::fs::write(f.join("freezer.state"), want).is_err() {
-            return false;
-        }
-        for _ in 0..1000 {
-            match std::fs::read_to_string(f.join("freezer.state")) {
-                Ok(s) if s.trim() == want => return true,
-                Ok(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
-                Err(_) => return false,
+    /// Freeze or thaw: the v1 freezer where there is one (runc on hybrid hosts too), else
+    /// cgroup.freeze. Waits until the kernel reports the new state.
+    pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+        if let Some(f) = &self.freezer {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            write_file(f, "freezer.state", want)?;
+            for _ in 0..5000 {
+                if read_file(f, "freezer.state")? == want {
+                    return Ok(());
+                }
+                // A task stuck in FREEZING is retried by re-writing, as runc does.
+                write_file(f, "freezer.state", want)?;
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
+            return Err(anyhow!("{}: freezer did not reach {want}", f.display()));
         }
-        false
+        let u = self
+            .unified()
+            .ok_or_else(|| anyhow!("container has no freezer cgroup (cgroups disabled?)"))?;
+        v2::freeze(&u, frozen)
     }
 
-    /// Signal every process in the cgroups. With SIGKILL the cgroup is frozen first so a
-    /// process that forks in a loop cannot outrun the kill.
+    pub fn is_frozen(&self) -> bool {
+        if let Some(f) = &self.freezer {
+            return read_file(f, "freezer.state").is_ok_and(|s| s == "FROZEN");
+        }
+        self.unified()
+            .is_some_and(|u| read_file(&u, "cgroup.freeze").is_ok_and(|s| s == "1"))
+    }
+
+    /// Signal every process in the cgroups. SIGKILL uses cgroup.kill where the kernel has it
+    /// (5.14+, atomic against forks); otherwise the cgroup is frozen first so a process that
+    /// forks in a loop cannot outrun the kill.
     pub fn signal_all(&self, sig: i32) -> Result<()> {
-        let freeze = sig == libc::SIGKILL && self.set_frozen(true);
+        if sig == libc::SIGKILL {
+            if let Some(u) = self.unified().filter(|u| u.join("cgroup.kill").exists()) {
+                if write_file(&u, "cgroup.kill", "1").is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        let freeze = sig == libc::SIGKILL && self.set_frozen(true).is_ok();
         for pid in self.procs() {
             // SAFETY: plain kill(2) on a pid read from the container's own cgroup.
             unsafe { libc::kill(pid, sig) };
         }
         if freeze {
-            self.set_frozen(false);
+            let _ = self.set_frozen(false);
         }
         Ok(())
     }
 
-    /// Kill everything and wait until the cgroups are empty (bounded).
+    /// Kill everything and wait until the cgroups are empty (bounded). A frozen cgroup is
+    /// thawed so the kill can be delivered.
     pub fn kill_all_and_wait(&self) {
         for _ in 0..500 {
             if self.procs().is_empty() {
                 return;
             }
             let _ = self.signal_all(libc::SIGKILL);
+            if self.is_frozen() {
+                let _ = self.set_frozen(false);
+            }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
@@ -352,54 +287,12 @@ impl CgroupState {
 }
 
 pub fn is_frozen(cg: &CgroupState) -> bool {
-    cg.freezer
-        .as_ref()
-        .and_then(|f| std::fs::read_to_string(f.join("freezer.state")).ok())
-        .is_some_and(|s| s.trim() == "FROZEN")
+    cg.is_frozen()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HYBRID: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-";
-    const OWN: &str = "9:cpu:/user/a\n8:memory:/user/a\n4:freezer:/\n1:name=systemd:/init.scope\n0::/init.scope\n";
-
-    #[test]
-    fn detects_hybrid_layout() {
-        let hs = parse_mountinfo(HYBRID);
-        assert_eq!(hs.len(), 5);
-        assert_eq!(hs[0].controllers, vec!["cpu"]);
-        assert_eq!(hs[3].controllers, vec!["name=systemd"]);
-        assert!(hs[4].v2 && hs[4].mountpoint == Path::new("/sys/fs/cgroup/unified"));
-    }
-
-    #[test]
-    fn paths_follow_runc_rules() {
-        let hs = parse_mountinfo(HYBRID);
-        let rel = plan_paths(&hs, OWN, None, "c1").unwrap();
-        assert_eq!(rel[0], Path::new("/sys/fs/cgroup/cpu/user/a/c1"));
-        assert_eq!(rel[2], Path::new("/sys/fs/cgroup/freezer/c1"));
-        assert_eq!(rel[4], Path::new("/sys/fs/cgroup/unified/init.scope/c1"));
-        let abs = plan_paths(&hs, OWN, Some("/x/y"), "c1").unwrap();
-        assert_eq!(abs[1], Path::new("/sys/fs/cgroup/memory/x/y"));
-        let r2 = plan_paths(&hs, OWN, Some("sub/c"), "c1").unwrap();
-        assert_eq!(r2[1], Path::new("/sys/fs/cgroup/memory/user/a/sub/c"));
-        assert!(plan_paths(&hs, OWN, Some("/x/../../etc"), "c1").is_err());
-    }
-
-    #[test]
-    fn pure_v2_layout() {
-        let hs = parse_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
-        let p = plan_paths(&hs, "0::/a\n", None, "c").unwrap();
-        assert_eq!(p, vec![PathBuf::from("/sys/fs/cgroup/a/c")]);
-    }
 
     #[test]
     fn create_and_destroy_only_what_was_made() {
@@ -409,6 +302,7 @@ mod tests {
             paths: vec![tmp.join("existing/new/leaf")],
             ..Default::default()
         };
+        cg.reserve();
         cg.create().unwrap();
         assert_eq!(
             cg.created,

@@ -89,7 +89,6 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     st.hooks = b.spec.hooks().clone();
     crate::fault::point("before-state");
     if let Some(mut cg) = cgroup {
-        cg.claim();
         container.state.cgroup = cg.clone();
         // Recorded (with the directories about to be made) before any cgroup exists, so a
         // create killed from here on is cleaned up by `delete --force`.
@@ -97,8 +96,9 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         cleanup.cgroup = Some(cg.clone());
         crate::fault::point("before-cgroups");
         cg.create()?;
-        if cg.paths != container.state.cgroup.paths {
-            // Rootless: hierarchies the user may not write to were dropped.
+        if cg.paths != container.state.cgroup.paths || cg.created != container.state.cgroup.created {
+            // Rootless dropped hierarchies the user may not write to, or a directory appeared
+            // meanwhile (then it is not ours to remove).
             container.state.cgroup = cg.clone();
             container.save()?;
         }
@@ -107,6 +107,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     } else {
         container.save()?;
     }
+    crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
     let fifo = if mode == Mode::Create {
         Some(make_fifo(&container)?)
     } else {

@@ -7,6 +7,10 @@ use std::os::fd::AsFd;
 pub fn destroy(c: &Container) -> Result<()> {
     if let Some(fd) = c.init_pidfd() {
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        // A frozen init only dies once thawed (the SIGKILL stays pending meanwhile).
+        if c.state.cgroup.is_frozen() {
+            let _ = c.state.cgroup.set_frozen(false);
+        }
         // A pidfd polls readable once the process has exited.
         let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));

@@ -45,9 +45,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // Die with the parent while being set up; re-armed below after credential changes
     // (the kernel clears it on every uid/gid/capability change).
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962).
-    step("set non-dumpable", sys::set_non_dumpable())?;
     sync.expect(Msg::Go)?;
+    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962):
+    // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
+    // our uid_map before Go, and that file belongs to root while we are non-dumpable.
+    step("set non-dumpable", sys::set_dumpable(false))?;
     for j in &plan.ns.joins {
         sys::setns(j.fd.as_fd(), j.flag).map_err(|e| {
             anyhow!(
@@ -60,8 +62,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if plan.userns_in_child {
         // Joined namespaces first (they need our host capabilities), then the new user namespace.
         step("unshare user namespace", sys::unshare(libc::CLONE_NEWUSER))?;
+        // Dumpable only while the parent writes our maps (runc does the same).
+        step("set dumpable", sys::set_dumpable(true))?;
         sync.send(&Msg::MapRequest)?;
         sync.expect(Msg::MapDone)?;
+        step("set non-dumpable", sys::set_dumpable(false))?;
     }
     if plan.become_root {
         step("setresgid 0 in the user namespace", sys::setresgid(0))?;

@@ -1,6 +1,8 @@
 //! Thin syscall wrappers: the home of `unsafe` (with process/spawn.rs). Every wrapper returns
 //! `nix::Result` so callers attach context naming the path or value; fds are `OwnedFd`.
 
+pub mod bpf;
+
 use nix::errno::Errno;
 use nix::NixPath;
 use std::ffi::CStr;
@@ -128,6 +130,14 @@ pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `eventfd(2)` (close-on-exec, non-blocking): the v1 memory controller's OOM notifications.
+pub fn eventfd() -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = Errno::result(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `pidfd_send_signal(2)`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> nix::Result<()> {
     // SAFETY: plain syscall; a NULL siginfo means "as kill(2) would".
@@ -178,11 +188,12 @@ pub fn set_pdeathsig(sig: i32) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
-/// `prctl(PR_SET_DUMPABLE, 0)`: /proc/<pid>/{exe,fd,mem} of a berth process become
-/// unreachable for the container (CVE-2016-9962, CVE-2019-5736).
-pub fn set_non_dumpable() -> nix::Result<()> {
+/// `prctl(PR_SET_DUMPABLE, 0|1)`: non-dumpable, /proc/<pid>/{exe,fd,mem} of a berth process are
+/// unreachable for the container (CVE-2016-9962, CVE-2019-5736) — and /proc/<pid>/uid_map
+/// belongs to root, so an unprivileged parent cannot write it until we are dumpable again.
+pub fn set_dumpable(on: bool) -> nix::Result<()> {
     // SAFETY: plain prctl with integer arguments.
-    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
     Errno::result(ret).map(drop)
 }
 

@@ -215,11 +215,19 @@ impl Env {
         self.state(id)["status"].as_str().unwrap().to_string()
     }
 
-    /// Poll until the container reaches `want` (or panic after 10 s).
+    /// Poll until the container reaches `want` (or panic after 10 s). A container that does
+    /// not exist yet (a `run` just spawned has not made its state directory) is waited for.
     pub fn wait_status(&self, id: &str, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let s = self.status(id);
+            let o = self.berth(&["state", id]);
+            let s = if o.code != 0 && o.stderr.contains("container does not exist") {
+                "nonexistent".to_string()
+            } else {
+                assert_eq!(o.code, 0, "state {id}: {}", o.stderr);
+                let v: Value = serde_json::from_str(&o.stdout).expect("state JSON");
+                v["status"].as_str().unwrap().to_string()
+            };
             if s == want {
                 return;
             }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Run berth's cgroup end-to-end tests (tests/cgroups.rs; others via BERTH_VM_TESTS) on a pure
+# cgroup-v2 kernel: the test binaries are built here on the host, then run inside the VM of
+# run-in-vm.sh (Debian's stock kernel, cgroup_no_v1=all) one test at a time. Nothing is ever
+# compiled inside the VM.
+#
+# Prints "cgroup-v2 VM tests skipped: REASON" and exits 0 when the VM cannot be had (not root,
+# not x86_64, no qemu, no kernel package); set BERTH_VM_REQUIRED=1 to make that a failure.
+# Env: BERTH_VM_TESTS ("cgroups"; e.g. "cgroups lifecycle"), BERTH_VM_FILTER (test name
+# filter passed to the test binaries), BERTH_VM_BUILD (1: run build.sh
+# when artefacts are missing), plus run-in-vm.sh's VM_* variables.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+VM=$REPO/integration/vm
+
+skip() {
+    echo "cgroup-v2 VM tests skipped: $*"
+    [ "${BERTH_VM_REQUIRED:-0}" = 1 ] && exit 1
+    exit 0
+}
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (qemu's 9p passthrough shares and the containers inside)"
+[ "$(uname -m)" = x86_64 ] || skip "the VM boots an amd64 kernel; this host is $(uname -m)"
+if [ ! -e "$VM/out/vmlinuz" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+    [ "${BERTH_VM_BUILD:-1}" = 1 ] || skip "VM artefacts missing and BERTH_VM_BUILD=0"
+    echo "vm: building the VM (qemu-system-x86, kernel package) ..."
+    bash "$VM/build.sh" >/tmp/berth-vm-build.log 2>&1 ||
+        skip "integration/vm/build.sh failed (no qemu-system-x86 or kernel package?): $(tail -n 3 /tmp/berth-vm-build.log | tr '\n' ' ')"
+fi
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
+[ -e "$VM/out/vmlinuz" ] || skip "no VM kernel in integration/vm/out"
+
+# Host-side build: the berth binary and the test executables (their CARGO_BIN_EXE_berth path
+# points into this repo, which the VM mounts at the same path).
+TESTS=${BERTH_VM_TESTS:-cgroups}
+targs=()
+for t in $TESTS; do targs+=(--test "$t"); done
+cargo build --quiet
+BINS=$(cargo test --no-run --message-format=json "${targs[@]}" 2>/dev/null |
+    jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable')
+[ -n "$BINS" ] || { echo "vm: no test executables built" >&2; exit 1; }
+
+payload="rc=0; echo \"vm: \$(uname -r), cgroup: \$(stat -fc %T /sys/fs/cgroup)\";"
+payload+=" grep -q cgroup2 /proc/mounts && ! grep -q ' cgroup ' /proc/mounts || { echo 'vm: not a pure cgroup v2 guest'; exit 3; };"
+for b in $BINS; do
+    payload+=" echo \"vm: running $(basename "$b")\"; $b --test-threads=1 ${BERTH_VM_FILTER:-} || rc=1;"
+done
+payload+=" exit \$rc"
+# TCG by default: /dev/kvm exists on the CI machines but nested KVM aborts qemu there
+# ("failed to set MSR 0x10a"). Elsewhere VM_ACCEL=kvm VM_CPU=host is much faster.
+echo "vm: accel ${VM_ACCEL:-tcg}; tests: $TESTS"
+VM_MODULES=${VM_MODULES-} exec bash "$VM/run-in-vm.sh" "$REPO" "$payload"
