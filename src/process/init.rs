@@ -63,16 +63,18 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         sync.send(&Msg::MapRequest)?;
         sync.expect(Msg::MapDone)?;
     }
-    if plan.become_root {
-        step("setresgid 0 in the user namespace", sys::setresgid(0))?;
-        step("setresuid 0 in the user namespace", sys::setresuid(0))?;
-    }
     if plan.unshare_flags != 0 {
         step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
     }
     if !plan.ns.time_offsets.is_empty() {
         // Offsets can only be set before any process enters the new time namespace.
         std::fs::write("/proc/self/timens_offsets", &plan.ns.time_offsets).context("write timens_offsets")?;
+    }
+    // Only now: /proc/self of a non-dumpable process belongs to the host's root, so in a new
+    // user namespace timens_offsets can be opened only before our uid changes.
+    if plan.become_root {
+        step("setresgid 0 in the user namespace", sys::setresgid(0))?;
+        step("setresuid 0 in the user namespace", sys::setresuid(0))?;
     }
     if plan.fork_after {
         // pid and time namespaces apply to children only: the real init is our child, made a
