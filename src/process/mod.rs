@@ -106,8 +106,11 @@ impl Plan {
             .any(|j| j.flag == libc::CLONE_NEWPID || j.flag == CLONE_NEWTIME);
         let fork_after = !fast && (unshare_flags & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0 || joins_pid_or_time);
         let userns = has(LinuxNamespaceType::User);
-        let become_root =
-            ns.new & libc::CLONE_NEWUSER != 0 && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0"));
+        // A joined user namespace too: our host uid is unmapped there, and files we create on its
+        // mounts would be refused (EOVERFLOW); runc's init does setuid(0) after joining as well.
+        let become_root = (ns.new & libc::CLONE_NEWUSER != 0
+            && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0")))
+            || ns.joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER);
         let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
         let rootfs = RootfsPlan::build(
             spec,
