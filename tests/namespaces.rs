@@ -306,3 +306,103 @@ fn create_start_with_joined_pid_namespace() {
     assert_eq!(a.status(&a_id), "running");
     a.berth(&["delete", "-f", &a_id]).ok();
 }
+
+fn map_100000(env: &mut Env) {
+    set_ns(env, "user", None);
+    env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    env.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    env.save();
+    let st = std::process::Command::new("chown")
+        .args(["-hR", "100000:100000"])
+        .arg(env.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn user_time_and_pid_namespaces_together() {
+    require_root!();
+    // A time namespace forces the unshare path: the user namespace is made by the child and
+    // mapped on request, then pid/time need the extra fork.
+    let mut env = Env::new(&["sh", "-c", "cat /proc/self/uid_map; id -u; echo $$; cat /proc/uptime"]);
+    set_ns(&mut env, "time", None);
+    env.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 2000000}});
+    map_100000(&mut env);
+    let id = env.id("usertime");
+    let o = env.run(&id);
+    o.ok();
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(l[1], "0");
+    assert_eq!(l[2], "1");
+    assert!(uptime(l[3]) >= 2000000.0, "{}", o.stdout);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn time_namespace_with_create_and_start() {
+    require_root!();
+    let mut env = Env::new(&["sh", "-c", "cat /proc/uptime > /tmp/up; exec sleep 100"]);
+    set_ns(&mut env, "time", None);
+    env.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 5000}, "boottime": {"secs": 3000000}});
+    env.save();
+    let id = env.id("timecs");
+    env.create(&id).ok();
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let offs = std::fs::read_to_string(format!("/proc/{pid}/timens_offsets")).unwrap();
+    assert!(offs.contains("monotonic") && offs.contains("5000"), "{offs}");
+    env.berth(&["start", &id]).ok();
+    env.wait_status(&id, "running");
+    let up = env.rootfs().join("tmp/up");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(&up).unwrap_or_default().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "process did not run");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(uptime(&std::fs::read_to_string(&up).unwrap()) >= 3000000.0);
+    env.berth(&["delete", "-f", &id]).ok();
+    env.assert_gone(&id);
+}
+
+#[test]
+fn join_user_and_network_namespaces_of_a_user_namespaced_container() {
+    require_root!();
+    let mut a = Env::new(&["sleep", "100"]);
+    map_100000(&mut a);
+    let a_id = a.id("ns-ua");
+    let ab = a.bundle.to_string_lossy().into_owned();
+    a.berth(&["run", "-d", "-b", &ab, &a_id]).ok();
+    let pid = a.state(&a_id)["pid"].as_i64().unwrap();
+    let mut b = Env::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user; touch /tmp/f",
+    ]);
+    set_ns(&mut b, "user", Some(&format!("/proc/{pid}/ns/user")));
+    set_ns(&mut b, "network", Some(&format!("/proc/{pid}/ns/net")));
+    b.save();
+    let st = std::process::Command::new("chown")
+        .args(["-hR", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = b.id("ns-ub");
+    let o = b.run(&id);
+    o.ok();
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(l[1], "0");
+    assert_eq!(
+        l[2],
+        std::fs::read_link(format!("/proc/{pid}/ns/user"))
+            .unwrap()
+            .to_string_lossy()
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(b.rootfs().join("tmp/f")).unwrap().uid(), 100000);
+    b.assert_gone(&id);
+    a.berth(&["delete", "-f", &a_id]).ok();
+    a.assert_gone(&a_id);
+}
