@@ -510,3 +510,38 @@ fn relative_root_path_and_relative_bundle_path() {
     env.assert_gone(&id);
     assert!(Path::new(&env.bundle.join("myroot/bin/busybox")).exists());
 }
+
+#[test]
+fn file_bind_mount_through_a_dangling_symlink_lands_in_the_rootfs() {
+    require_root!();
+    // Images with systemd-resolved ship /etc/resolv.conf as a dangling relative link, and
+    // engines bind their resolv.conf/hosts over it.
+    let host = HostDir::new("berth-resolv");
+    let resolv = host.path.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+    let escape = HostDir::new("berth-hosts-escape");
+    let mut env = Env::new(&["sh", "-c", "cat /etc/resolv.conf /etc/hosts"]);
+    let etc = env.rootfs().join("etc");
+    std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", etc.join("resolv.conf")).unwrap();
+    // An absolute dangling link that would name a host path if followed outside the root.
+    std::os::unix::fs::symlink(escape.path.join("hosts"), etc.join("hosts")).unwrap();
+    add_mount(
+        &mut env,
+        json!({"destination": "/etc/resolv.conf", "type": "bind", "source": resolv, "options": ["rbind", "ro"]}),
+    );
+    add_mount(
+        &mut env,
+        json!({"destination": "/etc/hosts", "type": "bind", "source": resolv, "options": ["bind", "ro"]}),
+    );
+    env.save();
+    let id = env.id("resolv");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(o.stdout, "nameserver 192.0.2.53\nnameserver 192.0.2.53\n");
+    assert!(env.rootfs().join("run/systemd/resolve/stub-resolv.conf").is_file());
+    let left: Vec<_> = std::fs::read_dir(&escape.path).unwrap().collect();
+    assert!(left.is_empty(), "file created on the host: {left:?}");
+    let inside = env.rootfs().join(escape.path.strip_prefix("/").unwrap()).join("hosts");
+    assert!(inside.is_file(), "{} not created", inside.display());
+    env.assert_gone(&id);
+}

@@ -100,23 +100,42 @@ pub fn parent_of<'a>(root: BorrowedFd, path: &'a Path) -> Result<(OwnedFd, &'a O
 }
 
 /// Make sure a regular file exists at `path` (a bind-mount target for a file source).
+///
+/// A dangling symlink there (an image's `/etc/resolv.conf -> ../run/systemd/resolve/...`, which
+/// engines bind over) is followed inside the root and its target created, as runc does.
 pub fn mkfile(root: BorrowedFd, path: &Path) -> Result<OwnedFd> {
-    match open(root, path, 0) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(e) => bail!("open {} in the container: {e}", show(path)),
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match open(root, &path, 0) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => bail!("open {} in the container: {e}", show(&path)),
+        }
+        let (parent, name) = parent_of(root, &path)?;
+        match sys::openat(
+            parent.as_fd(),
+            name,
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY,
+            0o644,
+        ) {
+            Ok(_) => return open(root, &path, 0).map_err(|e| anyhow!("open {} in the container: {e}", show(&path))),
+            Err(Errno::EEXIST) => {}
+            Err(e) => bail!("create {} in the container: {e}", show(&path)),
+        }
+        match open(root, &path, 0) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => bail!("open {} in the container: {e}", show(&path)),
+        }
+        let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name)
+            .map_err(|e| anyhow!("open {} in the container: {e}", show(&path)))?;
+        // Relative targets start at the link's directory; the kernel resolves any ".." in root.
+        path = match Path::new(&target).strip_prefix("/") {
+            Ok(abs) => abs.to_path_buf(),
+            Err(_) => path.parent().unwrap_or(Path::new("")).join(&target),
+        };
     }
-    let (parent, name) = parent_of(root, path)?;
-    match sys::openat(
-        parent.as_fd(),
-        name,
-        libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY,
-        0o644,
-    ) {
-        Ok(_) | Err(Errno::EEXIST) => {}
-        Err(e) => bail!("create {} in the container: {e}", show(path)),
-    }
-    open(root, path, 0).map_err(|e| anyhow!("open {} in the container: {e}", show(path)))
+    bail!("open {} in the container: {}", show(&path), Errno::ELOOP)
 }
 
 pub fn mknod(root: BorrowedFd, path: &Path, kind: u32, mode: u32, dev: u64, uid: u32, gid: u32) -> Result<()> {
