@@ -300,3 +300,20 @@ fn preserve_fds_passes_fd_3() {
     // 0-3 from berth, 4 is ls's own directory fd (the unpreserved 4 was closed at exec).
     assert_eq!(fds, [0, 1, 2, 3, 4], "{}", o.stdout);
 }
+
+#[test]
+fn missing_cwd_is_created_even_with_a_readonly_root() {
+    require_root!();
+    // As runc: engines pass an image's working directory, which need not exist in the rootfs.
+    let mut env = Env::new(&["sh", "-c", "pwd; stat -c '%a %u' ."]);
+    env.config["process"]["cwd"] = json!("/srv/app/../work/dir");
+    env.config["root"]["readonly"] = json!(true);
+    env.save();
+    let id = env.id("cwd");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(o.stdout, "/srv/work/dir\n755 0\n");
+    assert!(env.rootfs().join("srv/work/dir").is_dir());
+    // Like Go's MkdirAll in runc, ".." is walked, not normalised away.
+    assert!(env.rootfs().join("srv/app").is_dir());
+}

@@ -113,6 +113,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if let Some(d) = &plan.domainname {
         step("setdomainname", sys::setdomainname(d))?;
     }
+    setup::make_cwd(root.as_fd(), &plan.cwd)?;
     setup::enter(root, &plan.rootfs)?;
 
     super::rlimits::apply(&plan.rlimits)?;
