@@ -406,3 +406,77 @@ fn join_user_and_network_namespaces_of_a_user_namespaced_container() {
     a.berth(&["delete", "-f", &a_id]).ok();
     a.assert_gone(&a_id);
 }
+
+#[test]
+fn user_and_cgroup_namespaces_with_a_readonly_root() {
+    require_root!();
+    // runc's default mounts (cgroup, sysfs, mqueue, devpts) all inside a new user namespace
+    // that also owns a new cgroup namespace; device nodes are bound from the host.
+    let script = "cat /proc/self/cgroup; echo --; ls /sys/fs/cgroup; echo --; \
+                  echo x > /dev/null && echo null-ok; touch /x; echo root=$?; id -u";
+    let mut env = Env::new(&["sh", "-c", script]);
+    set_ns(&mut env, "cgroup", None);
+    env.config["root"]["readonly"] = json!(true);
+    map_100000(&mut env);
+    let id = env.id("usercg");
+    let o = env.run(&id);
+    o.ok();
+    let parts: Vec<&str> = o.stdout.split("--\n").collect();
+    for l in parts[0].lines() {
+        assert!(l.ends_with(":/"), "{l}");
+    }
+    assert!(
+        !parts[1].trim().is_empty(),
+        "no cgroup hierarchies mounted: {}",
+        o.stdout
+    );
+    assert!(parts[2].contains("null-ok\n"), "{}", o.stdout);
+    assert!(parts[2].contains("root=1\n"), "{}", o.stdout);
+    assert!(parts[2].ends_with("0\n"), "{}", o.stdout);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn join_time_namespace_by_path() {
+    require_root!();
+    let mut a = Env::new(&["sleep", "100"]);
+    set_ns(&mut a, "time", None);
+    a.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 4000000}});
+    a.save();
+    let a_id = a.id("ns-ta");
+    let ab = a.bundle.to_string_lossy().into_owned();
+    a.berth(&["run", "-d", "-b", &ab, &a_id]).ok();
+    let pid = a.state(&a_id)["pid"].as_i64().unwrap();
+    let mut b = Env::new(&["sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time"]);
+    set_ns(&mut b, "time", Some(&format!("/proc/{pid}/ns/time")));
+    b.save();
+    let id = b.id("ns-tb");
+    let o = b.run(&id);
+    o.ok();
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert!(uptime(l[0]) >= 4000000.0, "{}", o.stdout);
+    assert_eq!(
+        l[1],
+        std::fs::read_link(format!("/proc/{pid}/ns/time"))
+            .unwrap()
+            .to_string_lossy()
+    );
+    b.assert_gone(&id);
+    a.berth(&["delete", "-f", &a_id]).ok();
+}
+
+#[test]
+fn hostname_without_a_uts_namespace_is_refused() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    env.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "uts");
+    env.save();
+    let id = env.id("nouts");
+    let o = env.create(&id);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("UTS namespace"), "{}", o.stderr);
+    env.assert_root_empty();
+}

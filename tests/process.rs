@@ -317,3 +317,32 @@ fn missing_cwd_is_created_even_with_a_readonly_root() {
     // Like Go's MkdirAll in runc, ".." is walked, not normalised away.
     assert!(env.rootfs().join("srv/app").is_dir());
 }
+
+#[test]
+fn preserve_fds_survive_create_then_start() {
+    require_root!();
+    let env = Env::new(&[
+        "sh",
+        "-c",
+        "cat <&3 > /tmp/got; cat <&4 >> /tmp/got; echo done >> /tmp/got",
+    ]);
+    let data = env.dir.join("passed");
+    std::fs::write(&data, "fd three\n").unwrap();
+    let id = env.id("pfdc");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let redir = format!("3<{} 4<{}", data.display(), data.display());
+    let o = run_with_fd(&env, &redir, &["create", "--preserve-fds", "1", "-b", &b, &id]);
+    o.ok();
+    env.berth(&["start", &id]).ok();
+    let got = env.rootfs().join("tmp/got");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&got).unwrap_or_default().ends_with("done\n") {
+        assert!(Instant::now() < deadline, "container did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // fd 3 was preserved; fd 4 was not (cat <&4 fails: bad file descriptor).
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "fd three\ndone\n");
+    env.wait_status(&id, "stopped");
+    env.berth(&["delete", &id]).ok();
+    env.assert_gone(&id);
+}

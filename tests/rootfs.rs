@@ -545,3 +545,31 @@ fn file_bind_mount_through_a_dangling_symlink_lands_in_the_rootfs() {
     assert!(inside.is_file(), "{} not created", inside.display());
     env.assert_gone(&id);
 }
+
+#[test]
+fn ipc_sysctl_is_set_and_unowned_namespace_keys_are_refused() {
+    require_root!();
+    let mut env = Env::new(&["cat", "/proc/sys/kernel/msgmax"]);
+    env.config["linux"]["sysctl"] = json!({ "kernel.msgmax": "12345" });
+    env.save();
+    let id = env.id("ipcsys");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(o.stdout.trim(), "12345");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap().trim(),
+        "12345"
+    );
+    // Without its own network namespace a net.* key would change the host: refused up front.
+    env.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "network");
+    env.config["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" });
+    env.save();
+    let id = env.id("netsys");
+    let o = env.create(&id);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("net.ipv4.ip_forward"), "{}", o.stderr);
+    env.assert_root_empty();
+}
