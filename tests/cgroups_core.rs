@@ -275,3 +275,135 @@ fn delete_force_kills_background_children_without_a_pid_namespace() {
     }
     env.assert_gone(&id);
 }
+
+#[test]
+fn delete_removes_sub_cgroups_the_container_made() {
+    require_root!();
+    // A container allowed to write its cgroup mount (systemd, nested runtimes) makes children
+    // of its own cgroup; delete must remove them too, as runc's RemovePath does.
+    let mut env = Env::new(&[
+        "sh",
+        "-c",
+        "for d in /sys/fs/cgroup/*/; do mkdir -p $d/sub/deeper || exit 1; done",
+    ]);
+    for m in env.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+        }
+    }
+    env.save();
+    let id = env.id("cgsub");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let hs = hierarchies();
+    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let _guard = CgDirs(
+        dirs.iter()
+            .flat_map(|d| [d.clone(), d.join("sub"), d.join("sub/deeper")])
+            .collect(),
+    );
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = env.berth(&["run", "--keep", "-b", &b, &id]);
+    o.ok();
+    assert!(dirs[0].join("sub/deeper").is_dir(), "the container made no sub-cgroup");
+    let o = env.berth(&["delete", &id]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    env.assert_gone(&id);
+}
+
+#[test]
+fn delete_keeps_a_parent_berth_made_while_another_container_uses_it() {
+    require_root!();
+    let top = unique("berth-shared");
+    let hs = hierarchies();
+    let _guard = CgDirs(
+        hs.iter()
+            .flat_map(|h| {
+                let t = h.mount.join(&top);
+                [t.clone(), t.join("a"), t.join("b")]
+            })
+            .collect(),
+    );
+    let mut a = Env::new(&["sleep", "100"]);
+    a.config["linux"]["cgroupsPath"] = json!(format!("/{top}/a"));
+    a.save();
+    let a_id = a.id("cgsha");
+    created(&a, &a_id);
+    let mut b = Env::new(&["sleep", "100"]);
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{top}/b"));
+    b.save();
+    let b_id = b.id("cgshb");
+    let b_pid = created(&b, &b_id);
+    // A's berth made the parent, but B lives under it: delete A must succeed, promptly, and
+    // leave B's cgroup (and so the parent) alone.
+    let t = Instant::now();
+    let o = a.berth(&["delete", "-f", &a_id]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(t.elapsed() < Duration::from_secs(2), "delete took {:?}", t.elapsed());
+    for h in &hs {
+        assert!(!h.mount.join(&top).join("a").exists());
+        assert!(procs(&h.mount.join(&top).join("b")).contains(&b_pid), "{:?}", h.key);
+    }
+    b.berth(&["delete", "-f", &b_id]).ok();
+    for h in &hs {
+        assert!(!h.mount.join(&top).join("b").exists());
+    }
+    // The parent stays (B did not make it; runc never removes parents): the guard removes it.
+}
+
+#[test]
+fn delete_force_kills_processes_moved_into_sub_cgroups() {
+    require_root!();
+    // Without a pid namespace, killing the init does not reach a process the container moved
+    // into a sub-cgroup of its own in every hierarchy (as a nested runtime does); delete must
+    // still find and kill it, then remove the tree.
+    let script = "sleep 100 & p=$!; for d in /sys/fs/cgroup/*/; do mkdir $d/sub || exit 1; \
+                  if [ -f $d/cpuset.cpus ]; then cat $d/cpuset.cpus > $d/sub/cpuset.cpus; cat $d/cpuset.mems > $d/sub/cpuset.mems; fi; \
+                  echo $p > $d/sub/cgroup.procs || exit 1; done; echo $p > /tmp/moved; wait";
+    let mut env = Env::new(&["sh", "-c", script]);
+    env.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "pid");
+    for m in env.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+        }
+    }
+    env.save();
+    let id = env.id("cgmoved");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let hs = hierarchies();
+    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let _guard = CgDirs(dirs.iter().flat_map(|d| [d.clone(), d.join("sub")]).collect());
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    let moved = env.rootfs().join("tmp/moved");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        if let Ok(s) = std::fs::read_to_string(&moved) {
+            if let Ok(p) = s.trim().parse() {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the container did not move its child");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // The state's pid is the host pid; $p printed by sh is the same (no pid namespace).
+    for d in &dirs {
+        assert!(procs(&d.join("sub")).contains(&pid), "{} lacks {pid}", d.display());
+    }
+    let o = env.berth(&["delete", "-f", &id]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dead(pid) {
+        assert!(Instant::now() < deadline, "{pid} survived delete -f");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    env.assert_gone(&id);
+}
