@@ -573,3 +573,49 @@ fn ipc_sysctl_is_set_and_unowned_namespace_keys_are_refused() {
     assert!(o.stderr.contains("net.ipv4.ip_forward"), "{}", o.stderr);
     env.assert_root_empty();
 }
+
+#[test]
+fn no_pivot_with_a_readonly_root_and_a_masked_path() {
+    require_root!();
+    let env_args = [
+        "sh",
+        "-c",
+        "touch /x; echo root=$?; ls -A /sys/firmware | wc -l; grep ' / ' /proc/self/mounts",
+    ];
+    let mut env = Env::new(&env_args);
+    env.config["root"]["readonly"] = json!(true);
+    env.save();
+    let id = env.id("nopivro");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = env.berth(&["run", "--no-pivot", "-b", &b, &id]);
+    o.ok();
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "root=1", "{}", o.stdout);
+    assert_eq!(l[1].trim(), "0", "{}", o.stdout);
+    assert!(opts(mount_line(&o.stdout, "/")).contains(&"ro"), "{}", o.stdout);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn host_dev_bind_skips_device_setup() {
+    require_root!();
+    // A privileged-style config binds the host's /dev: berth must not mknod or relink in it.
+    let mut env = Env::new(&["sh", "-c", "stat -c '%t:%T' /dev/null; echo ok"]);
+    let mounts = env.config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| {
+        m["destination"] != "/dev"
+            && m["destination"] != "/dev/pts"
+            && m["destination"] != "/dev/shm"
+            && m["destination"] != "/dev/mqueue"
+    });
+    mounts.push(json!({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind", "nosuid"]}));
+    env.save();
+    let before = std::fs::read_link("/dev/ptmx").ok();
+    let id = env.id("hostdev");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(o.stdout, "1:3\nok\n");
+    // The host's /dev/ptmx is untouched (no pts/ptmx symlink replaced it).
+    assert_eq!(std::fs::read_link("/dev/ptmx").ok(), before);
+    env.assert_gone(&id);
+}
