@@ -341,7 +341,7 @@ fn delete_keeps_a_parent_berth_made_while_another_container_uses_it() {
     let t = Instant::now();
     let o = a.berth(&["delete", "-f", &a_id]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(t.elapsed() < Duration::from_secs(2), "delete took {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(5), "delete took {:?}", t.elapsed());
     for h in &hs {
         assert!(!h.mount.join(&top).join("a").exists());
         assert!(procs(&h.mount.join(&top).join("b")).contains(&b_pid), "{:?}", h.key);

@@ -25,12 +25,14 @@ impl HostDir {
     fn mount_tmpfs(&mut self, sub: &str) -> PathBuf {
         let p = self.path.join(sub);
         std::fs::create_dir_all(&p).unwrap();
-        let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(&p)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs on {}", p.display());
+        nix::mount::mount(
+            Some("tmpfs"),
+            &p,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", p.display()));
         self.mounts.push(p.clone());
         p
     }
