@@ -211,7 +211,12 @@ impl Env {
     pub fn wait_status(&self, id: &str, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let s = self.status(id);
+            // A `run` spawned in the background may not have made the container yet.
+            let o = self.berth(&["state", id]);
+            let s = serde_json::from_str::<Value>(&o.stdout)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(str::to_string))
+                .unwrap_or_else(|| o.stderr.trim().to_string());
             if s == want {
                 return;
             }
