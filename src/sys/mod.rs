@@ -279,3 +279,73 @@ pub fn lock_exclusive(fd: BorrowedFd) -> nix::Result<()> {
         }
     }
 }
+
+/// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).
+pub fn adopt(raw: RawFd) -> OwnedFd {
+    // SAFETY: the fd came from a received SCM_RIGHTS message; nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// ioctl(TIOCSPTLCK, 0): unlock a pty master's peer.
+pub fn unlockpt(master: BorrowedFd) -> nix::Result<()> {
+    let zero: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer we pass.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &zero) };
+    Errno::result(r).map(drop)
+}
+
+/// ioctl(TIOCGPTPEER): open the peer of a pty master directly, never through a /dev/pts path
+/// a container could swap (CVE-2025-52565).
+pub fn pty_peer(master: BorrowedFd) -> nix::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
+    let r = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    let fd = Errno::result(r)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// ioctl(TIOCGPTN): the pty's number (its /dev/pts/N name).
+pub fn pty_number(master: BorrowedFd) -> nix::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer we pass.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    Errno::result(r).map(|_| n)
+}
+
+pub fn get_winsize(fd: BorrowedFd) -> nix::Result<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize to the pointer we pass.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(r).map(|_| ws)
+}
+
+pub fn set_winsize(fd: BorrowedFd, ws: &libc::winsize) -> nix::Result<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer we pass.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
+    Errno::result(r).map(drop)
+}
+
+/// ioctl(TIOCSCTTY): make the tty on `fd` our controlling terminal (we are a session leader).
+pub fn set_ctty(fd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// dup2(2) onto a fixed descriptor number (stdio).
+pub fn dup_onto(fd: BorrowedFd, target: RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 onto 0..2 replaces our stdio; we own the source fd for the call.
+    let r = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    Errno::result(r).map(drop)
+}

@@ -182,6 +182,14 @@ impl Env {
         run_with_timeout(self.cmd(args), 30, None)
     }
 
+    /// Run berth as another user (rootless tests).
+    pub fn berth_as(&self, uid: u32, gid: u32, args: &[&str]) -> Output {
+        use std::os::unix::process::CommandExt;
+        let mut c = self.cmd(args);
+        c.uid(uid).gid(gid).env_remove("XDG_RUNTIME_DIR");
+        run_with_timeout(c, 30, None)
+    }
+
     pub fn berth_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         run_with_timeout(self.cmd(args), 30, Some(stdin))
     }
@@ -268,5 +276,21 @@ impl Drop for Env {
             let _ = run_with_timeout(self.cmd(&["delete", "--force", id]), 30, None);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Unmount every mount at or below `dir` (deepest first), as engines leave overlay and shm
+/// mounts in their private state directories.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
     }
 }
