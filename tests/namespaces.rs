@@ -480,3 +480,31 @@ fn hostname_without_a_uts_namespace_is_refused() {
     assert!(o.stderr.contains("UTS namespace"), "{}", o.stderr);
     env.assert_root_empty();
 }
+
+#[test]
+fn exec_into_a_user_namespaced_container_is_its_root() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "100"]);
+    map_100000(&mut env);
+    let id = env.id("userexec");
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    let o = env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; touch /tmp/by-exec",
+    ]);
+    o.ok();
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "0", "{}", o.stdout);
+    assert_eq!(l[1].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(env.rootfs().join("tmp/by-exec")).unwrap().uid(),
+        100000
+    );
+    env.berth(&["delete", "-f", &id]).ok();
+    env.assert_gone(&id);
+}
