@@ -117,7 +117,9 @@ impl Plan {
             .iter()
             .any(|j| j.flag == libc::CLONE_NEWPID || j.flag == CLONE_NEWTIME);
         let fork_after = !fast && (unshare_flags & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0 || joins_pid_or_time);
-        let userns = has(LinuxNamespaceType::User);
+        // Either the container gets a user namespace or berth already runs in one (rootless
+        // engines): both forbid mknod and some filesystem mounts.
+        let userns = has(LinuxNamespaceType::User) || namespaces::running_in_userns();
         // A joined user namespace too: our host uid is unmapped there, and files we create on its
         // mounts would be refused (EOVERFLOW); runc's init does setuid(0) after joining as well.
         let become_root = (ns.new & libc::CLONE_NEWUSER != 0
