@@ -260,30 +260,65 @@ impl CgroupState {
         }
     }
 
-    /// rmdir what berth created, deepest first; a cgroup still busy is retried briefly.
+    /// rmdir what berth created, deepest first. The container's own directory goes with the
+    /// sub-cgroups its processes made (as runc's RemovePath); a parent berth made stays while
+    /// another container's cgroup lives under it.
     pub fn destroy(&self) -> Result<()> {
         let mut last_err = None;
         let mut dirs = self.created.clone();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
-            let mut tries = 0;
-            loop {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(e) => {
-                        last_err = Some(anyhow!("remove cgroup {}: {e}", d.display()));
-                        break;
-                    }
-                }
+            let r = if self.paths.contains(&d) {
+                remove_tree(&d)
+            } else {
+                rmdir_retry(&d, true)
+            };
+            if let Err(e) = r {
+                last_err = Some(e);
             }
         }
         last_err.map_or(Ok(()), Err)
     }
+}
+
+fn has_subdirs(d: &Path) -> bool {
+    std::fs::read_dir(d).is_ok_and(|rd| rd.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+}
+
+/// rmdir, retried briefly while busy: a just-killed task or just-removed child cgroup leaves
+/// the kernel's bookkeeping asynchronously. With `shared`, a directory that still has children
+/// belongs to someone else too and is left in place.
+fn rmdir_retry(d: &Path, shared: bool) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(d) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {
+                if shared && has_subdirs(d) {
+                    return Ok(());
+                }
+                if tries >= 200 {
+                    return Err(anyhow!("remove cgroup {}: {e}", d.display()));
+                }
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(anyhow!("remove cgroup {}: {e}", d.display())),
+        }
+    }
+}
+
+/// The container's cgroup and everything below it, deepest first.
+fn remove_tree(d: &Path) -> Result<()> {
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    rmdir_retry(d, false)
 }
 
 pub fn is_frozen(cg: &CgroupState) -> bool {

@@ -68,16 +68,18 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         sync.expect(Msg::MapDone)?;
         step("set non-dumpable", sys::set_dumpable(false))?;
     }
-    if plan.become_root {
-        step("setresgid 0 in the user namespace", sys::setresgid(0))?;
-        step("setresuid 0 in the user namespace", sys::setresuid(0))?;
-    }
     if plan.unshare_flags != 0 {
         step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
     }
     if !plan.ns.time_offsets.is_empty() {
         // Offsets can only be set before any process enters the new time namespace.
         std::fs::write("/proc/self/timens_offsets", &plan.ns.time_offsets).context("write timens_offsets")?;
+    }
+    // Only now: /proc/self of a non-dumpable process belongs to the host's root, so in a new
+    // user namespace timens_offsets can be opened only before our uid changes.
+    if plan.become_root {
+        step("setresgid 0 in the user namespace", sys::setresgid(0))?;
+        step("setresuid 0 in the user namespace", sys::setresuid(0))?;
     }
     if plan.fork_after {
         // pid and time namespaces apply to children only: the real init is our child, made a
@@ -142,6 +144,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         if let Some(d) = &plan.domainname {
             step("setdomainname", sys::setdomainname(d))?;
         }
+        setup::make_cwd(root.as_fd(), &plan.cwd)?;
         setup::enter(root, rootfs)?;
     }
 

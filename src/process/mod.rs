@@ -120,8 +120,11 @@ impl Plan {
         // Either the container gets a user namespace or berth already runs in one (rootless
         // engines): both forbid mknod and some filesystem mounts.
         let userns = has(LinuxNamespaceType::User) || namespaces::running_in_userns();
-        let become_root =
-            ns.new & libc::CLONE_NEWUSER != 0 && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0"));
+        // A joined user namespace too: our host uid is unmapped there, and files we create on its
+        // mounts would be refused (EOVERFLOW); runc's init does setuid(0) after joining as well.
+        let become_root = (ns.new & libc::CLONE_NEWUSER != 0
+            && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0")))
+            || ns.joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER);
         let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
         let rootfs = if i.exec {
             None

@@ -44,31 +44,61 @@ fn show(path: &Path) -> String {
 }
 
 /// mkdir -p inside the root; returns an O_PATH fd of the directory.
+///
+/// A dangling symlink on the way (an image's `/var/run -> /run` without `/run`) is followed by
+/// hand: its target's directories are created inside the root, as runc's securejoin does, so
+/// the mount lands in the rootfs rather than failing (and never on the host).
 pub fn mkdir_all(root: BorrowedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
     match open(root, path, libc::O_DIRECTORY) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
         Err(e) => bail!("open {} in the container: {e}", show(path)),
     }
-    let mut cur = open(root, Path::new(""), libc::O_DIRECTORY).map_err(|e| anyhow!("open container root: {e}"))?;
+    let mut rest: std::collections::VecDeque<std::ffi::OsString> = path.iter().map(|c| c.to_os_string()).collect();
     let mut prefix = std::path::PathBuf::new();
-    for comp in path.components() {
-        prefix.push(comp);
-        match open(root, &prefix, libc::O_DIRECTORY) {
-            Ok(fd) => cur = fd,
-            Err(Errno::ENOENT) => {
-                let name = comp.as_os_str();
-                match nix::sys::stat::mkdirat(Some(cur.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => bail!("mkdir {} in the container: {e}", show(&prefix)),
-                }
-                cur = open(root, &prefix, libc::O_DIRECTORY)
-                    .map_err(|e| anyhow!("open {} in the container: {e}", show(&prefix)))?;
+    let mut links = 0;
+    while let Some(name) = rest.pop_front() {
+        let cand = prefix.join(&name);
+        match open(root, &cand, libc::O_DIRECTORY) {
+            Ok(_) => {
+                prefix = cand;
+                continue;
             }
-            Err(e) => bail!("open {} in the container: {e}", show(&prefix)),
+            Err(Errno::ENOENT) => {}
+            Err(e) => bail!("open {} in the container: {e}", show(&cand)),
+        }
+        let parent = open(root, &prefix, libc::O_DIRECTORY)
+            .map_err(|e| anyhow!("open {} in the container: {e}", show(&prefix)))?;
+        match nix::sys::stat::mkdirat(
+            Some(parent.as_raw_fd()),
+            name.as_os_str(),
+            Mode::from_bits_truncate(mode),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => bail!("mkdir {} in the container: {e}", show(&cand)),
+        }
+        match open(root, &cand, libc::O_DIRECTORY) {
+            Ok(_) => prefix = cand,
+            Err(Errno::ENOENT) => {
+                let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name.as_os_str())
+                    .map_err(|e| anyhow!("open {} in the container: {e}", show(&cand)))?;
+                links += 1;
+                if links > 40 {
+                    bail!("open {} in the container: {}", show(path), Errno::ELOOP);
+                }
+                let target = Path::new(&target);
+                if target.is_absolute() {
+                    prefix = std::path::PathBuf::new();
+                }
+                // ".." in the target is resolved by the kernel against `prefix`, clamped at the root.
+                for c in target.iter().rev().filter(|c| *c != "/") {
+                    rest.push_front(c.to_os_string());
+                }
+            }
+            Err(e) => bail!("open {} in the container: {e}", show(&cand)),
         }
     }
-    Ok(cur)
+    open(root, &prefix, libc::O_DIRECTORY).map_err(|e| anyhow!("open {} in the container: {e}", show(path)))
 }
 
 /// Split into (O_PATH fd of the parent directory, created if missing; final name).
@@ -81,23 +111,42 @@ pub fn parent_of<'a>(root: BorrowedFd, path: &'a Path) -> Result<(OwnedFd, &'a O
 }
 
 /// Make sure a regular file exists at `path` (a bind-mount target for a file source).
+///
+/// A dangling symlink there (an image's `/etc/resolv.conf -> ../run/systemd/resolve/...`, which
+/// engines bind over) is followed inside the root and its target created, as runc does.
 pub fn mkfile(root: BorrowedFd, path: &Path) -> Result<OwnedFd> {
-    match open(root, path, 0) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(e) => bail!("open {} in the container: {e}", show(path)),
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match open(root, &path, 0) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => bail!("open {} in the container: {e}", show(&path)),
+        }
+        let (parent, name) = parent_of(root, &path)?;
+        match sys::openat(
+            parent.as_fd(),
+            name,
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY,
+            0o644,
+        ) {
+            Ok(_) => return open(root, &path, 0).map_err(|e| anyhow!("open {} in the container: {e}", show(&path))),
+            Err(Errno::EEXIST) => {}
+            Err(e) => bail!("create {} in the container: {e}", show(&path)),
+        }
+        match open(root, &path, 0) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => bail!("open {} in the container: {e}", show(&path)),
+        }
+        let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name)
+            .map_err(|e| anyhow!("open {} in the container: {e}", show(&path)))?;
+        // Relative targets start at the link's directory; the kernel resolves any ".." in root.
+        path = match Path::new(&target).strip_prefix("/") {
+            Ok(abs) => abs.to_path_buf(),
+            Err(_) => path.parent().unwrap_or(Path::new("")).join(&target),
+        };
     }
-    let (parent, name) = parent_of(root, path)?;
-    match sys::openat(
-        parent.as_fd(),
-        name,
-        libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY,
-        0o644,
-    ) {
-        Ok(_) | Err(Errno::EEXIST) => {}
-        Err(e) => bail!("create {} in the container: {e}", show(path)),
-    }
-    open(root, path, 0).map_err(|e| anyhow!("open {} in the container: {e}", show(path)))
+    bail!("open {} in the container: {}", show(&path), Errno::ELOOP)
 }
 
 pub fn mknod(root: BorrowedFd, path: &Path, kind: u32, mode: u32, dev: u64, uid: u32, gid: u32) -> Result<()> {

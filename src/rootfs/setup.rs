@@ -315,6 +315,15 @@ pub fn mask_and_protect(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
     Ok(())
 }
 
+/// A missing process.cwd is created (inside the root, before a read-only remount), as runc does:
+/// engines pass image working directories that need not exist.
+pub fn make_cwd(root: BorrowedFd, cwd: &std::ffi::CStr) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // Not normalised: "a/../b" makes a, then b, and chdir later resolves it the same way.
+    let p = Path::new(std::ffi::OsStr::from_bytes(cwd.to_bytes()));
+    resolve::mkdir_all(root, p.strip_prefix("/").unwrap_or(p), 0o755).map(drop)
+}
+
 /// pivot_root(".", ".") then detach the old root, so nothing of the host stays reachable
 /// (a chroot alone can be escaped). With --no-pivot: MS_MOVE + chroot, as runc does.
 pub fn enter(root: OwnedFd, plan: &RootfsPlan) -> Result<()> {
