@@ -216,3 +216,29 @@ fn containerd_detached_task_exec_kill() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(c.out(&["containers", "delete", "bg"]).0, 0);
 }
+
+#[test]
+fn containerd_pause_resume_and_ps() {
+    let Some(c) = Containerd::new() else { return };
+    let (code, _, err) = c.out(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BERTH,
+        "localhost/berth-bb:latest",
+        "pr",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = c.out(&["tasks", "ps", "pr"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().count() >= 2, "ps lists the task's pids: {out}");
+    let (code, _, err) = c.out(&["tasks", "pause", "pr"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(c.out(&["tasks", "ls"]).1.contains("PAUSED"));
+    let (code, _, err) = c.out(&["tasks", "resume", "pr"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(c.out(&["tasks", "ls"]).1.contains("RUNNING"));
+    assert_eq!(c.out(&["tasks", "kill", "-s", "SIGKILL", "pr"]).0, 0);
+}

@@ -253,3 +253,45 @@ fn docker_detached_exec_logs_stop_rm() {
     let (_, out, _) = d.run(&["--init"], &["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]);
     assert!(out.contains("init"), "--init runs docker-init as pid 1: {out}");
 }
+
+#[test]
+fn docker_limits_pause_update() {
+    let Some(d) = Docker::new() else { return };
+    let cg = "/sys/fs/cgroup";
+    let (c, out, err) = d.run(
+        &["--memory", "64m", "--pids-limit", "10", "--cpus", "0.5"],
+        &[
+            "sh",
+            "-c",
+            &format!("cat {cg}/memory/memory.limit_in_bytes {cg}/pids/pids.max {cg}/cpu/cpu.cfs_quota_us"),
+        ],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(out, "67108864\n10\n50000\n");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--runtime",
+        "berth",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+    ];
+    args.extend_from_slice(SECCOMP);
+    args.extend_from_slice(&["berth-bb", "sleep", "1000"]);
+    assert_eq!(d.out(&args).0, 0);
+    let (c, _, err) = d.out(&["pause", "lim"]);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(d.out(&["inspect", "-f", "{{.State.Status}}", "lim"]).1.trim(), "paused");
+    assert_eq!(d.out(&["unpause", "lim"]).0, 0);
+    let (c, _, err) = d.out(&["update", "--memory", "128m", "--memory-swap", "256m", "lim"]);
+    assert_eq!(c, 0, "{err}");
+    let (_, out, _) = d.out(&["exec", "lim", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    assert_eq!(out.trim(), "134217728");
+    let (_, out, err) = d.out(&["top", "lim"]);
+    assert!(out.contains("sleep 1000"), "{out} {err}");
+    assert_eq!(d.out(&["rm", "-f", "lim"]).0, 0);
+}

@@ -288,3 +288,59 @@ fn podman_pod() {
     assert_eq!(c, 0, "{err}");
     assert!(!out.trim().is_empty());
 }
+
+#[test]
+fn podman_limits_pause_update_stats() {
+    let Some(p) = Podman::new() else { return };
+    let cg = "/sys/fs/cgroup";
+    let (c, out, err) = p.run(
+        &["--memory", "64m", "--pids-limit", "10", "--cpus", "0.5"],
+        &[
+            "sh",
+            "-c",
+            &format!("cat {cg}/memory/memory.limit_in_bytes {cg}/pids/pids.max {cg}/cpu/cpu.cfs_quota_us"),
+        ],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(out, "67108864\n10\n50000\n", "limits seen in the container's cgroup");
+    let n = p.name("pause");
+    let mut args = vec!["run", "-d", "--name", &n, "--network", "none"];
+    args.extend_from_slice(SECCOMP);
+    args.extend_from_slice(&[
+        "localhost/berth-bb",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.02; done",
+    ]);
+    assert_eq!(p.out(&args).0, 0);
+    let count = || {
+        p.out(&["exec", &n, "cat", "/tmp/count"])
+            .1
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let (c, _, err) = p.out(&["pause", &n]);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(p.out(&["inspect", "-f", "{{.State.Status}}", &n]).1.trim(), "paused");
+    let (c, _, err) = p.out(&["unpause", &n]);
+    assert_eq!(c, 0, "{err}");
+    let a = count();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(count() > a, "counter runs again after unpause");
+    let (c, out, err) = p.out(&["stats", "--no-stream", "--format", "{{.PIDs}}", &n]);
+    assert_eq!(c, 0, "{err}");
+    assert!(out.trim().parse::<u32>().unwrap_or(0) >= 1, "stats: {out}");
+    let (c, _, err) = p.out(&["update", "--pids-limit", "42", &n]);
+    if c == 0 {
+        let (_, out, _) = p.out(&["exec", &n, "cat", "/sys/fs/cgroup/pids/pids.max"]);
+        assert_eq!(out.trim(), "42");
+    } else {
+        assert!(
+            err.contains("unknown") || err.contains("unrecognized"),
+            "podman update failed: {err}"
+        );
+        eprintln!("skipped podman update: this podman has no update command");
+    }
+    assert_eq!(p.out(&["rm", "-f", "-t", "0", &n]).0, 0);
+}
