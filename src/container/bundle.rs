@@ -156,8 +156,8 @@ fn validate(spec: &Spec) -> Result<()> {
             bail!("linux.cgroupsPath {s:?}: the systemd cgroup driver is not supported yet");
         }
     }
-    if linux.seccomp().is_some() {
-        bail!("linux.seccomp: seccomp is not supported yet");
+    if let Some(s) = linux.seccomp() {
+        crate::seccomp::validate(s)?;
     }
     for m in spec.mounts().as_ref().into_iter().flatten() {
         let d = m.destination();

@@ -114,6 +114,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     setup::enter(root, &plan.rootfs)?;
 
     super::rlimits::apply(&plan.rlimits)?;
+    if !plan.no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
+        // drop (runc's standard_init_linux.go order).
+        load_seccomp(plan, sync)?;
+    }
     super::caps::drop_bounding(&plan.caps)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
     step(&format!("setgroups {:?}", plan.groups), sys::setgroups(&plan.groups))?;
@@ -131,6 +136,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // Resolved now, so a missing binary fails `create`, not `start` (as runc).
     let path = lookup(plan)?;
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    if plan.no_new_privs {
+        // As late as possible, so profiles need not allow berth's own setup syscalls; still
+        // before Ready, so a notify listener fd reaches the agent during create (as runc).
+        load_seccomp(plan, sync)?;
+    }
     sync.send(&Msg::Ready)?;
 
     match plan.mode {
@@ -148,6 +158,16 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         }
     }
     exec(plan, &path)
+}
+
+fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {
+    let Some(s) = &plan.seccomp else { return Ok(()) };
+    let listener = step("load seccomp filter", sys::seccomp_filter(&s.program, s.flags))?;
+    if let Some(fd) = listener {
+        // Our copy closes when `fd` drops: the container process must not hold its own listener.
+        sync.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+    }
+    Ok(())
 }
 
 fn enter_cwd(plan: &Plan) -> Result<()> {

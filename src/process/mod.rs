@@ -60,6 +60,10 @@ pub struct Plan {
     pub session_keyring: Option<CString>,
     /// The state-dir lock fd, closed first thing in the child.
     pub lock_fd: Option<std::os::fd::RawFd>,
+    /// The BPF program, compiled here so libseccomp never runs in the child.
+    pub seccomp: Option<crate::seccomp::Compiled>,
+    /// Where the parent sends the SCMP_ACT_NOTIFY listener fd.
+    pub seccomp_listener: Option<crate::seccomp::notify::Listener>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -134,6 +138,20 @@ impl Plan {
             .map(|a| cstr(a))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| anyhow!("process.args: {e}"))?;
+        let seccomp = linux.seccomp().as_ref().map(crate::seccomp::compile).transpose()?;
+        let seccomp_listener = linux
+            .seccomp()
+            .as_ref()
+            .filter(|_| seccomp.as_ref().is_some_and(|c| c.notify))
+            .and_then(|s| {
+                Some(crate::seccomp::notify::Listener {
+                    path: s.listener_path().clone()?,
+                    metadata: s.listener_metadata().clone().unwrap_or_default(),
+                    id: i.id.to_string(),
+                    bundle: i.bundle.to_string_lossy().into_owned(),
+                    annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+                })
+            });
         let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
         sysctls.sort();
         Ok(Plan {
@@ -164,6 +182,8 @@ impl Plan {
             fifo: i.fifo,
             oom_score_adj: process.oom_score_adj(),
             lock_fd: i.lock_fd,
+            seccomp,
+            seccomp_listener,
             session_keyring: if i.no_new_keyring {
                 None
             } else {
@@ -212,7 +232,14 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     ours.send(&Msg::Go)?;
     let mut init_pid = pid;
     loop {
-        match ours.recv()? {
+        let (msg, fd) = ours.recv_fd()?;
+        match msg {
+            Some(Msg::SeccompFd) => {
+                let (Some(fd), Some(l)) = (fd, &plan.seccomp_listener) else {
+                    bail!("sync: seccomp listener fd without a listener configured");
+                };
+                crate::seccomp::notify::send_to_agent(l, init_pid, std::os::fd::AsFd::as_fd(&fd))?;
+            }
             Some(Msg::MapRequest) => {
                 namespaces::write_maps(pid, &plan.ns, false)?;
                 ours.send(&Msg::MapDone)?;

@@ -8,6 +8,7 @@
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
+//! | 4'| child → parent | `SeccompFd` + fd   | only with SCMP_ACT_NOTIFY: the listener fd (SCM_RIGHTS) right after the filter is loaded; the parent passes it to the agent at listenerPath |
 //! | 5 | child → parent | `Ready`            | the container is set up and waits for start                 |
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
 //! | 6 | parent → child | `Committed`        | create: state written; child drops pdeathsig, closes its end (parent sees EOF) |
@@ -15,7 +16,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use nix::sys::socket::{recv, send, MsgFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -27,6 +28,7 @@ pub enum Msg {
     Error(i32, String),
     Committed,
     Start,
+    SeccompFd,
 }
 
 impl Msg {
@@ -40,6 +42,7 @@ impl Msg {
             Msg::Error(e, m) => (6, *e, m.as_str()),
             Msg::Committed => (7, 0, ""),
             Msg::Start => (8, 0, ""),
+            Msg::SeccompFd => (9, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -62,6 +65,7 @@ impl Msg {
             6 => Msg::Error(num, String::from_utf8_lossy(&b[5..]).into_owned()),
             7 => Msg::Committed,
             8 => Msg::Start,
+            9 => Msg::SeccompFd,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -89,6 +93,17 @@ impl Sync {
         }
     }
 
+    /// Send a message with one fd attached (SCM_RIGHTS).
+    pub fn send_fd(&self, m: &Msg, fd: BorrowedFd) -> Result<()> {
+        loop {
+            match crate::sys::send_with_fds(self.fd.as_fd(), &m.encode(), &[fd]) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("sync send {m:?}: {e}"),
+            }
+        }
+    }
+
     /// Next message, or None on EOF.
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = [0u8; 4096];
@@ -96,6 +111,19 @@ impl Sync {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
                 Ok(n) => return Msg::decode(&buf[..n]).map(Some),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("sync recv: {e}"),
+            }
+        }
+    }
+
+    /// Next message with the fd it carries, if any (None message on EOF).
+    pub fn recv_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match crate::sys::recv_with_fds(self.fd.as_fd(), &mut buf) {
+                Ok((0, _)) => return Ok((None, None)),
+                Ok((n, fds)) => return Ok((Some(Msg::decode(&buf[..n])?), fds.into_iter().next())),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => bail!("sync recv: {e}"),
             }
@@ -129,6 +157,11 @@ mod tests {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        a.send_fd(&Msg::SeccompFd, r.as_fd()).unwrap();
+        let (m, fd) = b.recv_fd().unwrap();
+        assert_eq!(m, Some(Msg::SeccompFd));
+        assert!(fd.is_some());
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }
