@@ -135,7 +135,13 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     step("mark fds close-on-exec", sys::cloexec_from(3 + plan.preserve_fds))?;
     // Resolved now, so a missing binary fails `create`, not `start` (as runc).
     let path = lookup(plan)?;
+    if let Some(me) = plan.self_exe {
+        super::exe_guard::check(std::path::Path::new(&*path.to_string_lossy()), me)?;
+    }
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    // The exec attribute only labels the next execve, which is the container's process; it is
+    // written before the filter so profiles need not allow berth's procfs write.
+    super::lsm::apply(&plan.lsm)?;
     if plan.no_new_privs {
         // As late as possible, so profiles need not allow berth's own setup syscalls; still
         // before Ready, so a notify listener fd reaches the agent during create (as runc).

@@ -3,6 +3,8 @@
 //! executes the plan and never returns into the parent's code.
 
 pub mod caps;
+pub mod exe_guard;
+pub mod lsm;
 pub mod init;
 pub mod rlimits;
 pub mod spawn;
@@ -62,6 +64,10 @@ pub struct Plan {
     pub lock_fd: Option<std::os::fd::RawFd>,
     /// The BPF program, compiled here so libseccomp never runs in the child.
     pub seccomp: Option<crate::seccomp::Compiled>,
+    /// AppArmor profile / SELinux label for the container's process.
+    pub lsm: lsm::LsmPlan,
+    /// st_dev/st_ino of berth's binary: the final exec must not reach it (CVE-2019-5736).
+    pub self_exe: Option<(u64, u64)>,
     /// Where the parent sends the SCMP_ACT_NOTIFY listener fd.
     pub seccomp_listener: Option<crate::seccomp::notify::Listener>,
 }
@@ -113,7 +119,13 @@ impl Plan {
         let become_root =
             ns.new & libc::CLONE_NEWUSER != 0 && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0"));
         let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
-        let rootfs = RootfsPlan::build(
+        let lsm = lsm::plan(
+            process.apparmor_profile(),
+            process.selinux_label(),
+            linux.mount_label(),
+            lsm::detect(),
+        )?;
+        let mut rootfs = RootfsPlan::build(
             spec,
             i.bundle,
             i.rootfs,
@@ -122,6 +134,16 @@ impl Plan {
             new_cgroupns,
             i.cgroup_paths,
         )?;
+        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+            // runc labels every filesystem mount but proc, sysfs and mqueue.
+            for m in &mut rootfs.mounts {
+                if let crate::rootfs::Kind::Fs { typ, .. } = &m.kind {
+                    if !matches!(typ.as_str(), "proc" | "sysfs" | "mqueue") {
+                        m.data = lsm::with_mount_label(&m.data, label);
+                    }
+                }
+            }
+        }
         let user = process.user();
         let mut env = Vec::new();
         let mut path_env = None;
@@ -184,6 +206,8 @@ impl Plan {
             lock_fd: i.lock_fd,
             seccomp,
             seccomp_listener,
+            self_exe: exe_guard::self_id(),
+            lsm,
             session_keyring: if i.no_new_keyring {
                 None
             } else {
