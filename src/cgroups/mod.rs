@@ -5,6 +5,8 @@
 //! berth removes only directories it created itself (recorded in the state), never a cgroup
 //! someone else made.
 
+pub mod devices;
+
 use crate::container::state::CgroupState;
 use anyhow::{anyhow, Context, Result};
 use std::path::{Component, Path, PathBuf};

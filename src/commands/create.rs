@@ -55,6 +55,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
     crate::container::state::validate_id(id)?;
     let use_cgroups = g.use_cgroups()?;
     let b = bundle::load(&opts.bundle)?;
+    let device_rules = crate::cgroups::devices::rules(&b.spec)?;
     let mut container = Container::create(&g.root, id)?;
     let mut cleanup = Cleanup {
         dir: Some(container.dir.clone()),
@@ -90,7 +91,14 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
     if let Some(cg) = cgroup {
         let r = {
             let mut cg = cg;
-            let r = cg.create();
+            // Deny-all plus the allowlist before the init exists (it is placed in the cgroup
+            // before it may act), so no process of the container ever sees a host disk.
+            let r = cg.create().and_then(|()| {
+                match crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
+                    Some(d) => crate::cgroups::devices::apply_v1(&d, &device_rules),
+                    None => Ok(()),
+                }
+            });
             container.state.cgroup = cg.clone();
             cleanup.cgroup = Some(cg);
             r

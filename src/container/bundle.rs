@@ -47,7 +47,10 @@ pub fn load(arg: &str) -> Result<Bundle> {
 /// oci-spec parses capability names into an enum: say which name is unknown, in our words.
 fn parse_error(e: serde_json::Error) -> anyhow::Error {
     let m = e.to_string();
-    match m.strip_prefix("no variant for ").and_then(|r| r.split_whitespace().next()) {
+    match m
+        .strip_prefix("no variant for ")
+        .and_then(|r| r.split_whitespace().next())
+    {
         Some(cap) if cap.starts_with("CAP_") => anyhow!("process.capabilities: unknown capability {cap:?}"),
         _ => anyhow!("parse config.json: {m}"),
     }

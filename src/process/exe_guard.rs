@@ -40,7 +40,10 @@ pub fn check(program: &Path, me: (u64, u64)) -> Result<()> {
             // script's interpreter access the same way for a non-root user).
             if let Ok(m) = std::fs::metadata(&p) {
                 if (m.dev(), m.ino()) == me {
-                    bail!("refusing to execute berth's own binary in the container ({}): CVE-2019-5736", p.display());
+                    bail!(
+                        "refusing to execute berth's own binary in the container ({}): CVE-2019-5736",
+                        p.display()
+                    );
                 }
             }
             return Ok(());

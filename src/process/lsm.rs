@@ -15,8 +15,7 @@ pub struct HostLsm {
 
 /// What the running kernel enforces (runc's checks: the apparmor module parameter, selinuxfs).
 pub fn detect() -> HostLsm {
-    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y")
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
         && Path::new("/sys/kernel/security/apparmor").exists();
     let selinux = Path::new("/sys/fs/selinux/enforce").exists();
     HostLsm { apparmor, selinux }
@@ -35,7 +34,12 @@ fn set(v: &Option<String>) -> Option<&str> {
 }
 
 /// The decision, from the config and what the host enforces.
-pub fn plan(apparmor: &Option<String>, selinux: &Option<String>, mount_label: &Option<String>, host: HostLsm) -> Result<LsmPlan> {
+pub fn plan(
+    apparmor: &Option<String>,
+    selinux: &Option<String>,
+    mount_label: &Option<String>,
+    host: HostLsm,
+) -> Result<LsmPlan> {
     let mut p = LsmPlan::default();
     if let Some(prof) = set(apparmor) {
         if !host.apparmor {
@@ -88,7 +92,10 @@ fn write_attr(candidates: &[&str], value: &str) -> Result<()> {
 /// In the child, after pivot_root: label the next execve.
 pub fn apply(p: &LsmPlan) -> Result<()> {
     if let Some(v) = &p.apparmor {
-        write_attr(&["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"], v)?;
+        write_attr(
+            &["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"],
+            v,
+        )?;
     }
     if let Some(v) = &p.selinux {
         write_attr(&["/proc/thread-self/attr/exec"], v)?;
@@ -130,7 +137,10 @@ mod tests {
     #[test]
     fn mount_label_becomes_a_context_option() {
         assert_eq!(with_mount_label("", "a:b:c:s0"), "context=\"a:b:c:s0\"");
-        assert_eq!(with_mount_label("mode=755", "a:b:c:s0"), "mode=755,context=\"a:b:c:s0\"");
+        assert_eq!(
+            with_mount_label("mode=755", "a:b:c:s0"),
+            "mode=755,context=\"a:b:c:s0\""
+        );
         assert_eq!(with_mount_label("mode=755", ""), "mode=755");
     }
 }

@@ -4,8 +4,8 @@
 
 pub mod caps;
 pub mod exe_guard;
-pub mod lsm;
 pub mod init;
+pub mod lsm;
 pub mod rlimits;
 pub mod spawn;
 pub mod sync;

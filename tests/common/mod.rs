@@ -67,7 +67,7 @@ pub struct Env {
     ids: std::cell::RefCell<Vec<String>>,
 }
 
-fn run_with_timeout(mut cmd: Command, secs: u64, stdin: Option<&[u8]>) -> Output {
+pub fn run_with_timeout(mut cmd: Command, secs: u64, stdin: Option<&[u8]>) -> Output {
     let tmp = std::env::temp_dir().join(unique("berth-out"));
     std::fs::create_dir_all(&tmp).unwrap();
     // Files, not pipes: a created container inherits our stdio and would hold a pipe open.
@@ -264,4 +264,21 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Compile a small C program statically (for probes run inside a container). None without gcc.
+pub fn cc_static(src: &str, out: &Path) -> Option<()> {
+    let dir = std::env::temp_dir().join(unique("berth-cc"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let c = dir.join("p.c");
+    std::fs::write(&c, src).ok()?;
+    let st = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(out)
+        .arg(&c)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    st.ok().filter(|s| s.success()).map(drop)
 }
