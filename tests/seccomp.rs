@@ -61,9 +61,35 @@ fn errno_ret_and_default_errno_ret_are_used() {
 }
 
 #[test]
+fn filter_flags_and_architectures_load() {
+    require_root!();
+    let env = with_seccomp(
+        &["sh", "-c", "mkdir /tmp/x; echo rc=$?"],
+        json!({"defaultAction":"SCMP_ACT_ALLOW",
+            "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+            "flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+                        {"names":["getpid"],"action":"SCMP_ACT_LOG"},
+                        {"names":["uname"],"action":"SCMP_ACT_TRACE"}]}),
+        false,
+    );
+    let id = env.id("sc-flags");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("rc=1"), "{}", o.stdout);
+}
+
+#[test]
 fn kill_actions_exit_with_sigsys() {
     require_root!();
-    for act in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD"] {
+    // TRAP sends SIGSYS too; busybox has no handler, so it dies of it like the KILL actions.
+    for act in [
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_TRAP",
+    ] {
         let env = with_seccomp(
             &["/bin/mkdir", "/tmp/x"],
             json!({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":act}]}),

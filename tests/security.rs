@@ -80,6 +80,74 @@ fn cve_2019_5736_self_exe_entrypoints_are_refused() {
 }
 
 #[test]
+fn cve_2019_5736_a_waiting_init_is_unreachable_through_proc_exe() {
+    require_root!();
+    let waiting = Env::new(&["true"]);
+    let copy = waiting.dir.join("berth-copy");
+    std::fs::copy(BERTH, &copy).unwrap();
+    let before = file_hash(&copy);
+    let berth = |env: &Env, args: &[&str]| {
+        let mut cmd = Command::new(&copy);
+        cmd.arg("--root").arg(&env.root).args(args);
+        run_with_timeout(cmd, 30, None)
+    };
+    // A created container's init is berth's binary until `start`.
+    let a = waiting.id("exe-a");
+    let wb = waiting.bundle.to_string_lossy().into_owned();
+    berth(&waiting, &["create", "-b", &wb, &a]).ok();
+    let pid = waiting.state(&a)["pid"].as_i64().unwrap();
+    // The attacker shares the host pid namespace, so it sees that init in /proc.
+    let script = format!(
+        "cat /proc/{pid}/exe >/dev/null 2>&1 && echo READ; (exec 3</proc/{pid}/exe) 2>/dev/null && echo OPENED; \
+         echo pwned >> /proc/{pid}/exe 2>/dev/null && echo WROTE; true"
+    );
+    let mut attacker = Env::new(&["sh", "-c", &script]);
+    let ns: Vec<Value> = attacker.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    attacker.config["linux"]["namespaces"] = json!(ns);
+    attacker.save();
+    let b = attacker.id("exe-b");
+    let ab = attacker.bundle.to_string_lossy().into_owned();
+    let o = berth(&attacker, &["run", "-b", &ab, &b]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for bad in ["READ", "OPENED", "WROTE"] {
+        assert!(!o.stdout.contains(bad), "attacker {bad} berth's binary: {}", o.stdout);
+    }
+    berth(&waiting, &["start", &a]).ok();
+    waiting.wait_status(&a, "stopped");
+    assert_eq!(file_hash(&copy), before, "berth's binary changed");
+}
+
+#[test]
+fn lsm_labels_on_a_host_without_the_lsm_fail_create() {
+    require_root!();
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
+    let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+    for (key, value, enabled) in [
+        ("apparmorProfile", "berth-test", apparmor),
+        ("selinuxLabel", "system_u:system_r:container_t:s0", selinux),
+    ] {
+        if enabled {
+            eprintln!("skipped {key}: the host has this LSM");
+            continue;
+        }
+        let mut env = Env::new(&["true"]);
+        env.config["process"][key] = json!(value);
+        env.save();
+        let id = env.id("lsm");
+        let o = env.create(&id);
+        assert_ne!(o.code, 0, "{key} accepted");
+        assert!(o.stderr.contains("is not enabled on this host"), "{}", o.stderr);
+        env.assert_gone(&id);
+    }
+}
+
+#[test]
 fn cve_2024_21626_cwd_through_leaked_fds_never_reaches_the_host() {
     require_root!();
     for n in 3..12 {

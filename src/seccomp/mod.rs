@@ -225,6 +225,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     for fl in s.flags().iter().flatten() {
         c.flags |= flag_bit(*fl);
     }
+    if !c.notify {
+        // The kernel refuses WAIT_KILLABLE_RECV without a listener; it only changes how a
+        // listener's notifications wait, so without SCMP_ACT_NOTIFY rules it means nothing.
+        c.flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    }
     if c.notify {
         c.flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
         if c.flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
@@ -314,12 +319,10 @@ mod tests {
         );
         let c = compile(&profile(&json)).unwrap();
         assert_eq!(c.rules, 8);
+        // WAIT_KILLABLE_RECV is dropped: there is no listener.
         assert_eq!(
             c.flags,
-            libc::SECCOMP_FILTER_FLAG_TSYNC
-                | libc::SECCOMP_FILTER_FLAG_LOG
-                | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
-                | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+            libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
         );
     }
 
