@@ -136,7 +136,8 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // Resolved now, so a missing binary fails `create`, not `start` (as runc).
     let path = lookup(plan)?;
     if let Some(me) = plan.self_exe {
-        super::exe_guard::check(std::path::Path::new(&*path.to_string_lossy()), me)?;
+        use std::os::unix::ffi::OsStrExt;
+        super::exe_guard::check(std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes())), me)?;
     }
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
     // The exec attribute only labels the next execve, which is the container's process; it is

@@ -70,6 +70,18 @@ pub fn with_mount_label(data: &str, label: &str) -> String {
     }
 }
 
+/// `linux.mountLabel` on every filesystem mount but proc, sysfs and mqueue (as runc).
+pub fn label_mounts(mounts: &mut [crate::rootfs::MountPlan], label: &Option<String>) {
+    let Some(label) = set(label) else { return };
+    for m in mounts {
+        if let crate::rootfs::Kind::Fs { typ, .. } = &m.kind {
+            if !matches!(typ.as_str(), "proc" | "sysfs" | "mqueue") {
+                m.data = with_mount_label(&m.data, label);
+            }
+        }
+    }
+}
+
 fn write_attr(candidates: &[&str], value: &str) -> Result<()> {
     let mut last = None;
     for path in candidates {
@@ -142,5 +154,15 @@ mod tests {
             "mode=755,context=\"a:b:c:s0\""
         );
         assert_eq!(with_mount_label("mode=755", ""), "mode=755");
+        let m = |j: &str| crate::rootfs::plan_mount(&serde_json::from_str(j).unwrap(), Path::new("/b")).unwrap();
+        let mut ms = vec![
+            m(r#"{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["mode=755"]}"#),
+            m(r#"{"destination":"/proc","type":"proc","source":"proc"}"#),
+            m(r#"{"destination":"/x","type":"bind","source":"/s","options":["bind"]}"#),
+        ];
+        label_mounts(&mut ms, &s("l"));
+        assert_eq!(ms[0].data, "mode=755,context=\"l\"");
+        assert_eq!(ms[1].data, "");
+        assert_eq!(ms[2].data, "");
     }
 }

@@ -134,16 +134,7 @@ impl Plan {
             new_cgroupns,
             i.cgroup_paths,
         )?;
-        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
-            // runc labels every filesystem mount but proc, sysfs and mqueue.
-            for m in &mut rootfs.mounts {
-                if let crate::rootfs::Kind::Fs { typ, .. } = &m.kind {
-                    if !matches!(typ.as_str(), "proc" | "sysfs" | "mqueue") {
-                        m.data = lsm::with_mount_label(&m.data, label);
-                    }
-                }
-            }
-        }
+        lsm::label_mounts(&mut rootfs.mounts, linux.mount_label());
         let user = process.user();
         let mut env = Vec::new();
         let mut path_env = None;
@@ -160,20 +151,7 @@ impl Plan {
             .map(|a| cstr(a))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| anyhow!("process.args: {e}"))?;
-        let seccomp = linux.seccomp().as_ref().map(crate::seccomp::compile).transpose()?;
-        let seccomp_listener = linux
-            .seccomp()
-            .as_ref()
-            .filter(|_| seccomp.as_ref().is_some_and(|c| c.notify))
-            .and_then(|s| {
-                Some(crate::seccomp::notify::Listener {
-                    path: s.listener_path().clone()?,
-                    metadata: s.listener_metadata().clone().unwrap_or_default(),
-                    id: i.id.to_string(),
-                    bundle: i.bundle.to_string_lossy().into_owned(),
-                    annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-                })
-            });
+        let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle)?;
         let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
         sysctls.sort();
         Ok(Plan {

@@ -253,6 +253,29 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     Ok(c)
 }
 
+/// The container's filter and, with SCMP_ACT_NOTIFY rules, where its listener goes.
+pub fn for_container(
+    spec: &oci_spec::runtime::Spec,
+    id: &str,
+    bundle: &std::path::Path,
+) -> Result<(Option<Compiled>, Option<notify::Listener>)> {
+    let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok((None, None));
+    };
+    let c = compile(s)?;
+    let listener = match s.listener_path() {
+        Some(path) if c.notify => Some(notify::Listener {
+            path: path.clone(),
+            metadata: s.listener_metadata().clone().unwrap_or_default(),
+            id: id.to_string(),
+            bundle: bundle.to_string_lossy().into_owned(),
+            annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        }),
+        _ => None,
+    };
+    Ok((Some(c), listener))
+}
+
 /// export_bpf only needs a raw fd for the duration of the call.
 struct RawFdRef(std::os::fd::RawFd);
 impl AsRawFd for RawFdRef {
