@@ -211,7 +211,14 @@ impl Env {
     pub fn wait_status(&self, id: &str, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let s = self.status(id);
+            // A `run` spawned just before may not have written its state yet.
+            let o = self.berth(&["state", id]);
+            let s = if o.code == 0 {
+                let v: Value = serde_json::from_str(&o.stdout).expect("state JSON");
+                v["status"].as_str().unwrap_or_default().to_string()
+            } else {
+                format!("unknown ({})", o.stderr.trim())
+            };
             if s == want {
                 return;
             }
