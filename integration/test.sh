@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash integration/deps.sh
+bash integration/rootless-user.sh
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 if command -v cargo-nextest >/dev/null 2>&1; then

@@ -47,6 +47,8 @@ pub enum Command {
     Run(Run),
     /// output the state of a container
     State(IdArg),
+    /// execute a new process inside the container
+    Exec(Box<Exec>),
     /// send a signal to the container's init process
     Kill(Kill),
     /// delete any resources held by the container
@@ -55,6 +57,8 @@ pub enum Command {
     List(List),
     /// create a new specification file
     Spec(Spec),
+    /// show the enabled features
+    Features,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +106,62 @@ pub struct Run {
     #[arg(long)]
     pub keep: bool,
     pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct Exec {
+    /// path to the process.json
+    #[arg(short = 'p', long)]
+    pub process: Option<String>,
+    /// allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// path to an AF_UNIX socket which will receive the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<String>,
+    /// detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// file to write the process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<String>,
+    /// current working directory in the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// additional gids
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// add a capability to the bounding set for the process
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// set the asm process label for the process commonly used with selinux
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// set the apparmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// pass N additional file descriptors to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// run the process in an (existing) sub-cgroup of the container's cgroup
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// the command and its arguments (when no --process is given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

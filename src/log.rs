@@ -81,6 +81,10 @@ fn emit(level: &str, msg: &str) {
     }
 }
 
+pub fn warn(msg: &str) {
+    emit("warning", msg);
+}
+
 pub fn debug_enabled() -> bool {
     LOGGER.get().is_some_and(|l| l.debug)
 }

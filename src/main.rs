@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod container;
 mod errtext;
+mod hooks;
 mod log;
 mod namespaces;
 mod process;
@@ -35,19 +36,19 @@ fn print_version() {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    // runc: "auto" (the default) means rootless when not running as root.
+    let rootless = match cli.rootless.as_deref().unwrap_or("auto") {
+        "auto" => !nix::unistd::geteuid().is_root(),
+        "true" => true,
+        "false" => false,
+        other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
+    };
     let g = commands::Global {
         root: cli.root.map(PathBuf::from).unwrap_or_else(default_root),
+        rootless,
         systemd_cgroup: cli.systemd_cgroup,
         cgroup_manager: cli.cgroup_manager,
     };
-    if let Some(r) = cli.rootless.as_deref() {
-        match r {
-            "false" | "auto" => {}
-            "true" if nix::unistd::geteuid().is_root() => {}
-            "true" => anyhow::bail!("rootless containers are not supported yet"),
-            other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
-        }
-    }
     let Some(cmd) = cli.command else {
         anyhow::bail!("no command given; see berth --help");
     };
@@ -57,10 +58,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(r) => prefixed("run", commands::create::run(&g, &r.opts, &r.id, r.detach, r.keep)),
         Command::Start(a) => commands::start::run(&g, &a.id),
         Command::State(a) => commands::state::run(&g, &a.id),
+        Command::Exec(e) => commands::exec::run(&g, &e).map_err(|e| anyhow::anyhow!("exec failed: {e:#}")),
         Command::Kill(k) => commands::kill::run(&g, &k.id, k.signal.as_deref(), k.all),
         Command::Delete(d) => commands::delete::run(&g, &d.id, d.force),
         Command::List(l) => commands::list::run(&g, &l.format, l.quiet),
         Command::Spec(s) => commands::spec::run(&s.bundle, s.rootless),
+        Command::Features => commands::features::run(),
     }
 }
 
@@ -89,11 +92,17 @@ fn main() {
         log::error(&format!("{e:#}"));
         std::process::exit(1);
     }
+    // runc's exec exits 255 when it fails itself, keeping 1..254 for the process's own codes.
+    let fail = if matches!(cli.command, Some(Command::Exec(_))) {
+        255
+    } else {
+        1
+    };
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             log::error(&format!("{e:#}"));
-            1
+            fail
         }
     };
     std::process::exit(code);

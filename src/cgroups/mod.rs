@@ -165,6 +165,15 @@ fn init_cpuset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Permission errors: the hierarchy is not delegated to this user.
+fn is_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+            .is_some_and(|n| n == libc::EACCES || n == libc::EPERM || n == libc::EROFS)
+    })
+}
+
 impl CgroupState {
     pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<CgroupState> {
         let hs = hierarchies()?;
@@ -177,16 +186,33 @@ impl CgroupState {
             .map(|(_, p)| p.clone());
         Ok(CgroupState {
             paths,
-            created: Vec::new(),
             freezer,
+            ..Default::default()
         })
     }
 
     /// mkdir -p every path, recording each directory berth made (so delete removes only those).
+    /// Rootless: a hierarchy that is not delegated to the user is dropped quietly, as runc does.
     pub fn create(&mut self) -> Result<()> {
+        let mut kept = Vec::new();
         for p in self.paths.clone() {
+            match self.create_one(&p) {
+                Ok(()) => kept.push(p),
+                Err(e) if self.rootless && is_denied(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.freezer.as_ref().is_some_and(|f| !kept.contains(f)) {
+            self.freezer = None;
+        }
+        self.paths = kept;
+        Ok(())
+    }
+
+    fn create_one(&mut self, p: &Path) -> Result<()> {
+        {
             let mut missing = Vec::new();
-            let mut cur = p.as_path();
+            let mut cur = p;
             while !cur.exists() {
                 missing.push(cur.to_path_buf());
                 match cur.parent() {
@@ -201,7 +227,7 @@ impl CgroupState {
                         self.created.push(dir)
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(anyhow!("create cgroup {}: {e}", dir.display())),
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("create cgroup {}", dir.display()))),
                 }
             }
         }
@@ -213,7 +239,12 @@ impl CgroupState {
         let s = pid.to_string();
         for p in &self.paths {
             let f = p.join("cgroup.procs");
-            std::fs::write(&f, &s).with_context(|| format!("write {s} to {}", f.display()))?;
+            match std::fs::write(&f, &s) {
+                Ok(()) => {}
+                Err(e)
+                    if self.rootless && matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)) => {}
+                Err(e) => return Err(anyhow!("write {s} to {}: {e}", f.display())),
+            }
         }
         Ok(())
     }
@@ -354,8 +385,7 @@ mod tests {
         std::fs::create_dir_all(tmp.join("existing")).unwrap();
         let mut cg = CgroupState {
             paths: vec![tmp.join("existing/new/leaf")],
-            created: vec![],
-            freezer: None,
+            ..Default::default()
         };
         cg.create().unwrap();
         assert_eq!(

@@ -51,11 +51,13 @@ impl Made {
     }
 }
 
-fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
+fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -> Result<Made> {
     crate::container::state::validate_id(id)?;
     let use_cgroups = g.use_cgroups()?;
     let b = bundle::load(&opts.bundle)?;
     let device_rules = crate::cgroups::devices::rules(&b.spec)?;
+    let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    check_terminal(terminal, opts.console_socket.is_some(), foreground)?;
     let mut container = Container::create(&g.root, id)?;
     let mut cleanup = Cleanup {
         dir: Some(container.dir.clone()),
@@ -68,7 +70,9 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
     let cgroup = if use_cgroups {
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
-        Some(CgroupState::plan(cp.as_deref(), id)?)
+        let mut cg = CgroupState::plan(cp.as_deref(), id)?;
+        cg.rootless = g.rootless;
+        Some(cg)
     } else {
         None
     };
@@ -86,23 +90,21 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
     if let Some(cg) = &cgroup {
         st.cgroup = cg.clone();
     }
+    st.hooks = b.spec.hooks().clone();
     // Recorded before any cgroup exists, so a create killed from here on is cleaned by delete.
     container.save()?;
-    if let Some(cg) = cgroup {
-        let r = {
-            let mut cg = cg;
-            // Deny-all plus the allowlist before the init exists (it is placed in the cgroup
-            // before it may act), so no process of the container ever sees a host disk.
-            let r = cg.create().and_then(|()| {
-                match crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
-                    Some(d) => crate::cgroups::devices::apply_v1(&d, &device_rules),
-                    None => Ok(()),
-                }
-            });
-            container.state.cgroup = cg.clone();
-            cleanup.cgroup = Some(cg);
-            r
-        };
+    if let Some(mut cg) = cgroup {
+        // Saved even when creation failed halfway: `created` names what must be removed.
+        // Deny-all plus the device allowlist before the init exists (it is placed in the
+        // cgroup before it may act), so no process of the container ever sees a host disk.
+        let r = cg.create().and_then(|()| {
+            match crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
+                Some(d) => crate::cgroups::devices::apply_v1(&d, &device_rules),
+                None => Ok(()),
+            }
+        });
+        container.state.cgroup = cg.clone();
+        cleanup.cgroup = Some(cg);
         container.save()?;
         r?;
     }
@@ -123,6 +125,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         id,
         no_new_keyring: opts.no_new_keyring,
         lock_fd: container.lock_fd(),
+        exec: false,
     })?;
     crate::log::debug(&format!(
         "create {id}: clone flags {:#x}, unshare {:#x}, fork {}, {} joins, {} mounts",
@@ -130,7 +133,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
         plan.unshare_flags,
         plan.fork_after,
         plan.ns.joins.len(),
-        plan.rootfs.mounts.len()
+        plan.rootfs.as_ref().map_or(0, |r| r.mounts.len())
     ));
     let cg = cleanup.cgroup.clone();
     let launched = process::launch(&plan, cg.as_ref())?;
@@ -150,8 +153,31 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode) -> Result<Made> {
     })
 }
 
+/// runc's rules: a terminal needs somewhere to go, and a console socket needs a terminal.
+fn check_terminal(terminal: bool, socket: bool, foreground: bool) -> Result<()> {
+    if terminal && !socket && !foreground {
+        bail!("cannot allocate tty if berth will detach without setting console socket");
+    }
+    if socket && !terminal {
+        bail!("cannot use console socket if berth will not allocate a tty (process.terminal is false)");
+    }
+    Ok(())
+}
+
+/// Where the pty master goes: the caller's console socket, or (foreground run) ourselves.
+fn hand_over_console(opts: &CreateOpts, m: &mut Made) -> Result<Option<OwnedFd>> {
+    match (m.launched.console.take(), &opts.console_socket) {
+        (Some(master), Some(path)) => {
+            process::console::send_to_socket(path, &master)?;
+            Ok(None)
+        }
+        (master, _) => Ok(master),
+    }
+}
+
 pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
-    let mut m = make(g, opts, id, Mode::Create)?;
+    let mut m = make(g, opts, id, Mode::Create, false)?;
+    hand_over_console(opts, &mut m)?;
     m.launched.sync.send(&Msg::Committed)?;
     // EOF: the init dropped its parent-death signal and closed its end; we may exit.
     match m.launched.sync.recv()? {
@@ -164,7 +190,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
 }
 
 /// Signals `run` relays to the container (all but the ones that make no sense to forward).
-fn forward_set() -> SigSet {
+pub fn forward_set() -> SigSet {
     let mut s = SigSet::all();
     for sig in [
         Signal::SIGSEGV,
@@ -194,7 +220,8 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     // (youki's `run` hung on exactly that); the child unblocks before exec.
     let set = forward_set();
     let old = crate::sys::block_signals(&set).map_err(|e| anyhow!("block signals: {e}"))?;
-    let mut m = make(g, opts, id, Mode::Run)?;
+    let mut m = make(g, opts, id, Mode::Run, !detach)?;
+    let master = hand_over_console(opts, &mut m)?;
     m.launched.sync.send(&Msg::Start)?;
     match m.launched.sync.recv()? {
         None => {}
@@ -202,13 +229,31 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         Some(other) => bail!("sync: unexpected {other:?}"),
     }
     m.disarm();
+    m.container
+        .run_hooks("poststart", crate::container::state::Status::Running);
     m.container.unlock();
     let pid = m.launched.pid;
     if detach {
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
         return Ok(0);
     }
-    let code = loop {
+    let code = match master {
+        Some(master) => process::console::relay(pid, &set, master)?,
+        None => wait_forward(pid, &set),
+    };
+    if !keep {
+        // Re-read under the lock: a concurrent `delete --force` may have removed it already.
+        if let Ok(c) = Container::load(&g.root, id, true) {
+            super::delete::destroy(&c)?;
+        }
+    }
+    Ok(code)
+}
+
+/// Relay every signal in `set` to `pid` until it exits; its exit code (128+N after signal N).
+/// The set was blocked before the clone, so no SIGCHLD can be lost.
+pub fn wait_forward(pid: i32, set: &SigSet) -> i32 {
+    loop {
         let sig = match set.wait() {
             Ok(s) => s,
             Err(_) => continue,
@@ -223,17 +268,10 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
                 }
             }
             if let Some(c) = done {
-                break c;
+                return c;
             }
         } else {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
         }
-    };
-    if !keep {
-        // Re-read under the lock: a concurrent `delete --force` may have removed it already.
-        if let Ok(c) = Container::load(&g.root, id, true) {
-            super::delete::destroy(&c)?;
-        }
     }
-    Ok(code)
 }

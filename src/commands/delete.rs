@@ -15,6 +15,7 @@ pub fn destroy(c: &Container) -> Result<()> {
         c.state.cgroup.kill_all_and_wait();
     }
     let r = c.state.cgroup.destroy();
+    c.run_hooks("poststop", Status::Stopped);
     c.remove_dir()?;
     r
 }

@@ -2,6 +2,8 @@
 
 pub mod create;
 pub mod delete;
+pub mod exec;
+pub mod features;
 pub mod kill;
 pub mod list;
 pub mod spec;
@@ -13,6 +15,8 @@ use std::path::PathBuf;
 /// Global flags every command sees.
 pub struct Global {
     pub root: PathBuf,
+    /// Unprivileged operation: cgroups that are not delegated are skipped.
+    pub rootless: bool,
     pub systemd_cgroup: bool,
     pub cgroup_manager: Option<String>,
 }

@@ -19,5 +19,6 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
     nix::unistd::write(&fd, b"0").map_err(|e| anyhow!("write {}: {e}", fifo.display()))?;
     drop(fd);
     std::fs::remove_file(&fifo).map_err(|e| anyhow!("remove {}: {e}", fifo.display()))?;
+    c.run_hooks("poststart", Status::Running);
     Ok(0)
 }

@@ -107,9 +107,6 @@ fn validate(spec: &Spec) -> Result<()> {
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("config.json: process.args must not be empty");
     }
-    if process.terminal().unwrap_or(false) {
-        bail!("config.json: process.terminal is not supported yet; set it to false");
-    }
     if !process.cwd().is_absolute() {
         bail!("config.json: process.cwd {:?} must be an absolute path", process.cwd());
     }

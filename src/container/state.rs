@@ -31,6 +31,9 @@ pub struct CgroupState {
     /// v1 freezer directory, if any (pause/resume and the `paused` status).
     #[serde(default)]
     pub freezer: Option<PathBuf>,
+    /// Rootless: hierarchies the user may not write to are skipped, not fatal.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -50,6 +53,9 @@ pub struct State {
     /// The container has its own pid namespace: killing init kills everything.
     #[serde(default)]
     pub own_pidns: bool,
+    /// poststart hooks run by `start`, poststop hooks by `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// `berth state` / `list -f json` output; field order is runc's.
@@ -132,7 +138,7 @@ pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
 pub struct Container {
     pub dir: PathBuf,
     pub state: State,
-    _lock: Option<OwnedFd>,
+    lock: Option<OwnedFd>,
 }
 
 fn lock_dir(dir: &Path) -> Result<OwnedFd> {
@@ -167,7 +173,7 @@ impl Container {
         Ok(Container {
             dir,
             state,
-            _lock: Some(lock),
+            lock: Some(lock),
         })
     }
 
@@ -193,22 +199,14 @@ impl Container {
                         id: id.to_string(),
                         ..Default::default()
                     };
-                    return Ok(Container {
-                        dir,
-                        state,
-                        _lock: lock,
-                    });
+                    return Ok(Container { dir, state, lock });
                 }
                 bail!("container does not exist")
             }
             Err(e) => bail!("read state of {id}: {e}"),
         };
         let state: State = serde_json::from_slice(&data).map_err(|e| anyhow!("corrupt state file for {id}: {e}"))?;
-        Ok(Container {
-            dir,
-            state,
-            _lock: lock,
-        })
+        Ok(Container { dir, state, lock })
     }
 
     /// Atomic replace of state.json: a reader sees the old or the new file, never half of one.
@@ -237,7 +235,7 @@ impl Container {
 
     pub fn status(&self) -> Status {
         if self.state.pid == 0 {
-            return if self._lock.is_some() {
+            return if self.lock.is_some() {
                 Status::Stopped
             } else {
                 Status::Creating
@@ -278,16 +276,39 @@ impl Container {
     /// The lock's fd number: the cloned init must close its copy, or the flock (which belongs
     /// to the shared open file description) would stay held by the container.
     pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
-        self._lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+        self.lock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
     }
 
     /// Give up the exclusive lock early (a foreground `run` must not block other commands).
     pub fn unlock(&mut self) {
-        self._lock = None;
+        self.lock = None;
     }
 
     pub fn remove_dir(&self) -> Result<()> {
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
+    }
+
+    /// Run the poststart/poststop hooks recorded at create (warnings only).
+    pub fn run_hooks(&self, kind: &str, status: Status) {
+        let Some(h) = &self.state.hooks else { return };
+        let list = if kind == "poststart" {
+            h.poststart()
+        } else {
+            h.poststop()
+        };
+        let hooks = crate::hooks::list(list);
+        if hooks.is_empty() {
+            return;
+        }
+        let state = crate::hooks::HookState {
+            oci_version: OCI_VERSION,
+            id: &self.state.id,
+            status: status.as_str(),
+            pid: self.state.pid,
+            bundle: &self.state.bundle,
+            annotations: &self.state.annotations,
+        };
+        crate::hooks::run_warn(kind, hooks, &state.json());
     }
 
     /// The OCI state document, in runc's field order.

@@ -95,17 +95,56 @@ pub fn plan(linux: &Linux) -> Result<NsPlan> {
     })
 }
 
-/// Write a child's uid/gid maps from the parent. As root in the initial user namespace berth may
-/// write any number of ranges; `deny_setgroups` is needed when the writer lacks CAP_SETGID there.
-pub fn write_maps(pid: i32, ns: &NsPlan, deny_setgroups: bool) -> Result<()> {
-    if deny_setgroups {
-        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").context("write setgroups deny")?;
+/// Is `map` the one line "N <id> 1" an unprivileged process may write for itself?
+pub fn is_single_own(map: &str, id: u32) -> bool {
+    let lines: Vec<Vec<&str>> = map.lines().map(|l| l.split_whitespace().collect()).collect();
+    lines.len() == 1 && lines[0].len() == 3 && lines[0][1] == id.to_string() && lines[0][2] == "1"
+}
+
+/// newuidmap/newgidmap (Debian `uidmap`): setuid helpers that write the ranges /etc/subuid and
+/// /etc/subgid grant to the caller.
+fn helper(tool: &str, pid: i32, map: &str) -> Result<()> {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.arg(pid.to_string()).args(map.split_whitespace());
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow!("run {tool} (install the uidmap package): {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(anyhow!(
+            "{tool} {pid} {}: {}",
+            map.split_whitespace().collect::<Vec<_>>().join(" "),
+            err.trim()
+        ));
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), &ns.uid_map)
-        .with_context(|| format!("write uid_map {:?}", ns.uid_map.trim()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &ns.gid_map)
-        .with_context(|| format!("write gid_map {:?}", ns.gid_map.trim()))?;
     Ok(())
+}
+
+/// Write a child's uid/gid maps from the parent. Root in the initial user namespace writes any
+/// ranges itself. An unprivileged caller may write only the single mapping of its own id (after
+/// "deny" in setgroups for the gid map, as the kernel demands); anything else goes through
+/// newuidmap/newgidmap, as runc does.
+pub fn write_maps(pid: i32, ns: &NsPlan) -> Result<()> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let write = |file: &str, map: &str| {
+        std::fs::write(format!("/proc/{pid}/{file}"), map).with_context(|| format!("write {file} {:?}", map.trim()))
+    };
+    if euid == 0 {
+        write("uid_map", &ns.uid_map)?;
+        return write("gid_map", &ns.gid_map);
+    }
+    if is_single_own(&ns.uid_map, euid) {
+        write("uid_map", &ns.uid_map)?;
+    } else {
+        helper("newuidmap", pid, &ns.uid_map)?;
+    }
+    if is_single_own(&ns.gid_map, egid) {
+        write("setgroups", "deny")?;
+        write("gid_map", &ns.gid_map)
+    } else {
+        helper("newgidmap", pid, &ns.gid_map)
+    }
 }
 
 pub fn name(flag: i32) -> &'static str {
@@ -143,6 +182,14 @@ mod tests {
         assert!(p.joins.is_empty());
         assert_eq!(p.uid_map, "0 1000 1\n1 100000 65536\n");
         assert_eq!(p.time_offsets, "monotonic 7 0\n");
+    }
+
+    #[test]
+    fn single_own_mapping_is_recognised() {
+        assert!(is_single_own("0 1000 1\n", 1000));
+        assert!(!is_single_own("0 1000 1\n", 1001));
+        assert!(!is_single_own("0 1000 2\n", 1000));
+        assert!(!is_single_own("0 1000 1\n1 100000 65536\n", 1000));
     }
 
     #[test]

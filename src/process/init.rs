@@ -2,7 +2,7 @@
 //! into the parent's frames: errors go back over the sync socket, then `_exit`.
 
 use super::sync::{Msg, Sync};
-use super::{Mode, Plan};
+use super::{console, Mode, Plan};
 use crate::rootfs::setup;
 use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
@@ -89,7 +89,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         // After the parent placed us in the container's cgroups: they become the ns root.
         step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
     }
-    step("setsid", nix::unistd::setsid().map(drop))?;
+    if !plan.exec {
+        // A new session: the container's init must not share the caller's controlling terminal.
+        step("setsid", nix::unistd::setsid().map(drop))?;
+    }
     if let Some(name) = &plan.session_keyring {
         match sys::join_session_keyring(name) {
             // Kernels without keyrings, or a seccomp filter of the caller that denies keyctl.
@@ -97,22 +100,55 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             Err(e) => bail!("join session keyring: {e}"),
         }
     }
-    // Device nodes and mount points get exactly the modes the config asks for.
-    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-
-    let root = setup::prepare(&plan.rootfs)?;
-    setup::mount_all(root.as_fd(), &plan.rootfs)?;
-    setup::setup_dev(root.as_fd(), &plan.rootfs)?;
-    setup::write_sysctls(&plan.sysctls)?;
-    setup::mask_and_protect(root.as_fd(), &plan.rootfs)?;
-    if let Some(h) = &plan.hostname {
-        step("sethostname", nix::unistd::sethostname(h))?;
+    let mut tty = None;
+    let mut hook_state: Option<String> = None;
+    if let Some(rootfs) = &plan.rootfs {
+        // Device nodes and mount points get exactly the modes the config asks for.
+        nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let root = setup::prepare(rootfs)?;
+        setup::mount_all(root.as_fd(), rootfs)?;
+        setup::setup_dev(root.as_fd(), rootfs)?;
+        if plan.terminal {
+            let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
+            sync.send_fd(&Msg::Console, master.as_fd())?;
+            tty = Some(peer);
+        }
+        if let Some(h) = &plan.hooks {
+            sync.send(&Msg::Hooks)?;
+            let state = match sync.recv()? {
+                Some(Msg::HooksDone(s)) => s,
+                Some(Msg::Error(_, m)) => bail!("{m}"),
+                other => bail!("sync: expected HooksDone, got {other:?}"),
+            };
+            // createContainer: in the container's namespaces, before pivot_root (the path is
+            // still resolved in the runtime's mount view).
+            crate::hooks::run_all(
+                "createContainer",
+                crate::hooks::list(h.hooks.create_container()),
+                state.as_bytes(),
+            )?;
+            hook_state = Some(state);
+        }
+        setup::write_sysctls(&plan.sysctls)?;
+        setup::mask_and_protect(root.as_fd(), rootfs)?;
+        if let Some(h) = &plan.hostname {
+            step("sethostname", nix::unistd::sethostname(h))?;
+        }
+        if let Some(d) = &plan.domainname {
+            step("setdomainname", sys::setdomainname(d))?;
+        }
+        setup::enter(root, rootfs)?;
     }
-    if let Some(d) = &plan.domainname {
-        step("setdomainname", sys::setdomainname(d))?;
-    }
-    setup::enter(root, &plan.rootfs)?;
 
+    if plan.exec && plan.terminal {
+        // exec with a terminal: its own session, and a pty from the container's devpts.
+        step("setsid", nix::unistd::setsid().map(drop))?;
+        let ptmx = sys::open("/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
+            .map_err(|e| anyhow!("open /dev/pts/ptmx in the container: {e}"))?;
+        let (master, peer) = console::open_pty(ptmx, plan.console_size)?;
+        sync.send_fd(&Msg::Console, master.as_fd())?;
+        tty = Some(peer);
+    }
     super::rlimits::apply(&plan.rlimits)?;
     if !plan.no_new_privs {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
@@ -121,7 +157,12 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     }
     super::caps::drop_bounding(&plan.caps)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
-    step(&format!("setgroups {:?}", plan.groups), sys::setgroups(&plan.groups))?;
+    match sys::setgroups(&plan.groups) {
+        Ok(()) => {}
+        // A rootless user namespace has setgroups "deny": there are no groups to drop anyway.
+        Err(nix::errno::Errno::EPERM) if plan.groups.is_empty() && plan.userns => {}
+        Err(e) => bail!("setgroups {:?}: {e}", plan.groups),
+    }
     step(&format!("setgid {}", plan.gid), sys::setresgid(plan.gid))?;
     step(&format!("setuid {}", plan.uid), sys::setresuid(plan.uid))?;
     super::caps::apply(&plan.caps)?;
@@ -129,6 +170,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     enter_cwd(plan)?;
     if plan.no_new_privs {
         step("set no_new_privs", sys::set_no_new_privs())?;
+    }
+    if let Some(peer) = &tty {
+        console::attach(peer)?;
     }
     // Nothing of berth's may leak into the container (CVE-2024-21626): every fd above the
     // preserved ones is closed at exec.
@@ -163,6 +207,14 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             *sync_slot = None;
             wait_for_start(plan)?;
         }
+    }
+    if let (Some(h), Some(state)) = (&plan.hooks, &hook_state) {
+        // startContainer: in the container, after start, right before the process runs.
+        crate::hooks::run_all(
+            "startContainer",
+            crate::hooks::list(h.hooks.start_container()),
+            state.as_bytes(),
+        )?;
     }
     exec(plan, &path)
 }

@@ -3,6 +3,7 @@
 //! executes the plan and never returns into the parent's code.
 
 pub mod caps;
+pub mod console;
 pub mod exe_guard;
 pub mod init;
 pub mod lsm;
@@ -40,7 +41,16 @@ pub struct Plan {
     pub fork_after: bool,
     pub new_cgroupns: bool,
     pub become_root: bool,
-    pub rootfs: RootfsPlan,
+    /// The container has a user namespace (new or joined).
+    pub userns: bool,
+    /// None for `exec`: the process joins a container whose rootfs is already set up.
+    pub rootfs: Option<RootfsPlan>,
+    pub exec: bool,
+    /// process.terminal: allocate a pty (rows, cols from consoleSize).
+    pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+    /// Hooks run during create (None for exec, or when the config has none of them).
+    pub hooks: Option<crate::hooks::HookCtx>,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
     pub sysctls: Vec<(String, String)>,
@@ -86,6 +96,8 @@ pub struct PlanInput<'a> {
     pub id: &'a str,
     pub no_new_keyring: bool,
     pub lock_fd: Option<std::os::fd::RawFd>,
+    /// Join a running container (every namespace by path) instead of making one.
+    pub exec: bool,
 }
 
 impl Plan {
@@ -100,7 +112,7 @@ impl Plan {
             .as_ref()
             .ok_or_else(|| anyhow!("config.json: process must be set"))?;
         let ns = namespaces::plan(linux)?;
-        if ns.new & libc::CLONE_NEWNS == 0 {
+        if !i.exec && ns.new & libc::CLONE_NEWNS == 0 {
             bail!("linux.namespaces: berth needs a new mount namespace for the rootfs");
         }
         let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
@@ -125,16 +137,22 @@ impl Plan {
             linux.mount_label(),
             lsm::detect(),
         )?;
-        let mut rootfs = RootfsPlan::build(
-            spec,
-            i.bundle,
-            i.rootfs,
-            i.no_pivot,
-            userns,
-            new_cgroupns,
-            i.cgroup_paths,
-        )?;
-        lsm::label_mounts(&mut rootfs.mounts, linux.mount_label());
+        let mut rootfs = if i.exec {
+            None
+        } else {
+            Some(RootfsPlan::build(
+                spec,
+                i.bundle,
+                i.rootfs,
+                i.no_pivot,
+                userns,
+                new_cgroupns,
+                i.cgroup_paths,
+            )?)
+        };
+        if let Some(r) = rootfs.as_mut() {
+            lsm::label_mounts(&mut r.mounts, linux.mount_label());
+        }
         let user = process.user();
         let mut env = Vec::new();
         let mut path_env = None;
@@ -162,8 +180,23 @@ impl Plan {
             fork_after,
             new_cgroupns,
             become_root,
+            userns,
             ns,
             rootfs,
+            exec: i.exec,
+            terminal: process.terminal().unwrap_or(false),
+            console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+            hooks: spec
+                .hooks()
+                .clone()
+                .filter(|_| !i.exec)
+                .map(|hooks| crate::hooks::HookCtx {
+                    id: i.id.to_string(),
+                    bundle: i.bundle.to_string_lossy().into_owned(),
+                    annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+                    hooks,
+                })
+                .filter(|h| h.during_create()),
             hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctls,
@@ -198,6 +231,8 @@ impl Plan {
 /// What the parent holds once the container's init is set up and waiting.
 pub struct Launched {
     pub pid: i32,
+    /// The pty master, when process.terminal is set.
+    pub console: Option<OwnedFd>,
     pub sync: Sync,
     pub guard: PidGuard,
 }
@@ -226,16 +261,35 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
         cg.join(pid)?;
     }
     if plan.clone_flags & libc::CLONE_NEWUSER != 0 {
-        namespaces::write_maps(pid, &plan.ns, false)?;
+        namespaces::write_maps(pid, &plan.ns)?;
     }
     if let Some(v) = plan.oom_score_adj {
         write_oom(pid, v)?;
     }
     ours.send(&Msg::Go)?;
     let mut init_pid = pid;
+    let mut console = None;
     loop {
-        let (msg, fd) = ours.recv_fd()?;
+        let (msg, fd) = match ours.recv_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
         match msg {
+            Some(Msg::Hooks) => {
+                let h = plan
+                    .hooks
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("sync: hooks requested but none configured"))?;
+                // prestart (deprecated) and createRuntime run in the runtime's namespaces, after
+                // the container's mounts exist and before pivot_root.
+                let state = h.state("creating", init_pid);
+                crate::hooks::run_all("prestart", crate::hooks::list(h.hooks.prestart()), &state)?;
+                crate::hooks::run_all("createRuntime", crate::hooks::list(h.hooks.create_runtime()), &state)?;
+                ours.send(&Msg::HooksDone(String::from_utf8_lossy(&state).into_owned()))?;
+            }
+            Some(Msg::Console) => {
+                console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);
+            }
             Some(Msg::SeccompFd) => {
                 let (Some(fd), Some(l)) = (fd, &plan.seccomp_listener) else {
                     bail!("sync: seccomp listener fd without a listener configured");
@@ -243,7 +297,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
                 crate::seccomp::notify::send_to_agent(l, init_pid, std::os::fd::AsFd::as_fd(&fd))?;
             }
             Some(Msg::MapRequest) => {
-                namespaces::write_maps(pid, &plan.ns, false)?;
+                namespaces::write_maps(pid, &plan.ns)?;
                 ours.send(&Msg::MapDone)?;
             }
             Some(Msg::Pid(p)) => {
@@ -260,6 +314,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     }
     Ok(Launched {
         pid: init_pid,
+        console,
         sync: ours,
         guard,
     })

@@ -8,7 +8,10 @@
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
-//! | 4'| child → parent | `SeccompFd` + fd   | only with SCMP_ACT_NOTIFY: the listener fd (SCM_RIGHTS) right after the filter is loaded; the parent passes it to the agent at listenerPath |
+//! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
+//! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
+//! | 4"| parent → child | `HooksDone(state)` | the state JSON the child's createContainer/startContainer hooks read |
+//! | 4‴| child → parent | `SeccompFd` + fd   | only with SCMP_ACT_NOTIFY: the listener fd (SCM_RIGHTS) right after the filter is loaded; the parent passes it to the agent at listenerPath |
 //! | 5 | child → parent | `Ready`            | the container is set up and waits for start                 |
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
 //! | 6 | parent → child | `Committed`        | create: state written; child drops pdeathsig, closes its end (parent sees EOF) |
@@ -16,7 +19,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use nix::sys::socket::{recv, send, MsgFlags};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -28,6 +31,9 @@ pub enum Msg {
     Error(i32, String),
     Committed,
     Start,
+    Console,
+    Hooks,
+    HooksDone(String),
     SeccompFd,
 }
 
@@ -42,7 +48,10 @@ impl Msg {
             Msg::Error(e, m) => (6, *e, m.as_str()),
             Msg::Committed => (7, 0, ""),
             Msg::Start => (8, 0, ""),
-            Msg::SeccompFd => (9, 0, ""),
+            Msg::Console => (9, 0, ""),
+            Msg::Hooks => (10, 0, ""),
+            Msg::HooksDone(s) => (11, 0, s.as_str()),
+            Msg::SeccompFd => (12, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -65,7 +74,10 @@ impl Msg {
             6 => Msg::Error(num, String::from_utf8_lossy(&b[5..]).into_owned()),
             7 => Msg::Committed,
             8 => Msg::Start,
-            9 => Msg::SeccompFd,
+            9 => Msg::Console,
+            10 => Msg::Hooks,
+            11 => Msg::HooksDone(String::from_utf8_lossy(&b[5..]).into_owned()),
+            12 => Msg::SeccompFd,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -94,36 +106,26 @@ impl Sync {
     }
 
     /// Send a message with one fd attached (SCM_RIGHTS).
-    pub fn send_fd(&self, m: &Msg, fd: BorrowedFd) -> Result<()> {
-        loop {
-            match crate::sys::send_with_fds(self.fd.as_fd(), &m.encode(), &[fd]) {
-                Ok(_) => return Ok(()),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => bail!("sync send {m:?}: {e}"),
-            }
-        }
+    pub fn send_fd(&self, m: &Msg, fd: std::os::fd::BorrowedFd) -> Result<()> {
+        send_with_fd(self.fd.as_raw_fd(), &m.encode(), fd)
+    }
+
+    /// Next message and the fd that came with it, or None on EOF.
+    pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; 65536];
+        let Some((n, fd)) = recv_with_fd(self.fd.as_raw_fd(), &mut buf)? else {
+            return Ok(None);
+        };
+        Ok(Some((Msg::decode(&buf[..n])?, fd)))
     }
 
     /// Next message, or None on EOF.
     pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 65536];
         loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
                 Ok(n) => return Msg::decode(&buf[..n]).map(Some),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => bail!("sync recv: {e}"),
-            }
-        }
-    }
-
-    /// Next message with the fd it carries, if any (None message on EOF).
-    pub fn recv_fd(&self) -> Result<(Option<Msg>, Option<OwnedFd>)> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match crate::sys::recv_with_fds(self.fd.as_fd(), &mut buf) {
-                Ok((0, _)) => return Ok((None, None)),
-                Ok((n, fds)) => return Ok((Some(Msg::decode(&buf[..n])?), fds.into_iter().next())),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => bail!("sync recv: {e}"),
             }
@@ -141,9 +143,52 @@ impl Sync {
     }
 }
 
+/// sendmsg with `data` and one fd in SCM_RIGHTS (also how the pty master reaches a console
+/// socket, as runc sends it: the payload is the pty's name).
+pub fn send_with_fd(sock: std::os::fd::RawFd, data: &[u8], fd: std::os::fd::BorrowedFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage};
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    loop {
+        match sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("send fd: {e}"),
+        }
+    }
+}
+
+fn recv_with_fd(sock: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<(usize, Option<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) => {
+                let mut fd = None;
+                for c in msg.cmsgs().map_err(|e| anyhow!("sync recv: {e}"))? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for raw in fds {
+                            fd.get_or_insert(crate::sys::adopt(raw));
+                        }
+                    }
+                }
+                if msg.bytes == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some((msg.bytes, fd)));
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("sync recv: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn messages_round_trip() {
@@ -159,8 +204,8 @@ mod tests {
         }
         let (r, _w) = nix::unistd::pipe().unwrap();
         a.send_fd(&Msg::SeccompFd, r.as_fd()).unwrap();
-        let (m, fd) = b.recv_fd().unwrap();
-        assert_eq!(m, Some(Msg::SeccompFd));
+        let (m, fd) = b.recv_fd().unwrap().unwrap();
+        assert_eq!(m, Msg::SeccompFd);
         assert!(fd.is_some());
         drop(a);
         assert_eq!(b.recv().unwrap(), None);

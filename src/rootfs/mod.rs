@@ -2,6 +2,7 @@
 //! options, C strings, cgroup sub-mounts); the child (setup.rs) only executes it, resolving
 //! every container path inside the rootfs (resolve.rs) and never through string joins.
 
+mod copy;
 pub mod resolve;
 pub mod setup;
 
@@ -47,6 +48,8 @@ pub struct MountPlan {
     pub rattrs: Attrs,
     /// Propagation changes applied after mounting (MS_SHARED, MS_REC|MS_SLAVE, ...).
     pub propagation: Vec<MsFlags>,
+    /// `tmpcopyup` (runc extension podman uses): fill a new tmpfs with what it covers.
+    pub copy_up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -86,8 +89,9 @@ pub struct RootfsPlan {
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub no_pivot: bool,
-    /// In a user namespace device nodes cannot be created: bind-mount the host's instead.
-    pub bind_devices: bool,
+    /// The container has a user namespace: device nodes are bind-mounted from the host (mknod is
+    /// refused there) and sysfs/mqueue fall back to binds when their namespace is not ours.
+    pub userns: bool,
     pub cgroup_ns: bool,
     pub cgroup_mounts: Vec<CgroupSubMount>,
 }
@@ -138,6 +142,79 @@ pub fn rel(dest: &Path) -> PathBuf {
     }
     out
 }
+
+/// Every mount option berth understands (reported by `features`; a unit test keeps this list and
+/// the parsers below in step).
+pub const MOUNT_OPTIONS: [&str; 68] = [
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rw",
+    "silent",
+    "strictatime",
+    "suid",
+    "sync",
+    "symfollow",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rnoatime",
+    "ratime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+    "tmpcopyup",
+    "mode",
+    "size",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "newinstance",
+    "ptmxmode",
+    "nr_blocks",
+];
 
 fn parse_propagation(o: &str) -> Option<MsFlags> {
     Some(match o {
@@ -258,6 +335,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
     let mut data = Vec::new();
     let mut rattrs = Attrs::default();
     let mut propagation = Vec::new();
+    let mut copy_up = false;
     for o in m.options().iter().flatten() {
         if let Some((s, c)) = parse_flag(o) {
             set = (set - c) | s;
@@ -270,7 +348,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         } else if o == "idmap" || o == "ridmap" {
             bail!("mounts: {}: idmapped mounts are not supported yet", dest.display());
         } else if o == "tmpcopyup" {
-            bail!("mounts: {}: the tmpcopyup option is not supported", dest.display());
+            copy_up = true;
         } else {
             data.push(o.as_str());
         }
@@ -306,6 +384,9 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         Attrs::default()
     };
     let flags = set - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if copy_up && typ != "tmpfs" {
+        bail!("mounts: {}: tmpcopyup is only valid for tmpfs", dest.display());
+    }
     Ok(MountPlan {
         dest: rel(dest),
         kind,
@@ -314,6 +395,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         attrs,
         rattrs,
         propagation,
+        copy_up,
     })
 }
 
@@ -380,7 +462,11 @@ fn cgroup_submounts(paths: &[PathBuf]) -> Result<Vec<CgroupSubMount>> {
     let hs = crate::cgroups::hierarchies()?;
     let pure_v2 = hs.len() == 1 && hs[0].v2;
     let mut out = Vec::new();
-    for (h, host_dir) in hs.iter().zip(paths) {
+    // Rootless may have dropped hierarchies it cannot write: match each path to its hierarchy.
+    for h in &hs {
+        let Some(host_dir) = paths.iter().find(|p| p.starts_with(&h.mountpoint)) else {
+            continue;
+        };
         let base = h
             .mountpoint
             .file_name()
@@ -464,7 +550,7 @@ impl RootfsPlan {
             masked: linux.masked_paths().clone().unwrap_or_default(),
             readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
             no_pivot,
-            bind_devices: userns,
+            userns,
             cgroup_ns,
             cgroup_mounts,
         })
@@ -509,6 +595,28 @@ mod tests {
         let rw = mount(r#"{"destination":"/x","type":"bind","source":"/s","options":["ro","rw"]}"#);
         assert_eq!(rw.attrs.set, 0);
         assert_eq!(rw.attrs.clr, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn every_reported_option_is_understood() {
+        let data = [
+            "mode",
+            "size",
+            "uid",
+            "gid",
+            "nr_inodes",
+            "newinstance",
+            "ptmxmode",
+            "nr_blocks",
+            "tmpcopyup",
+        ];
+        for o in MOUNT_OPTIONS {
+            let known = parse_flag(o).is_some()
+                || parse_propagation(o).is_some()
+                || parse_rattr(o).is_some()
+                || data.contains(&o);
+            assert!(known, "{o}");
+        }
     }
 
     #[test]

@@ -28,6 +28,17 @@ pub fn open(root: BorrowedFd, path: &Path, extra: i32) -> nix::Result<OwnedFd> {
     )
 }
 
+/// A readable directory fd (not O_PATH) resolved inside the root.
+pub fn open_dir(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
+    sys::openat2(
+        root,
+        &c(path),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    )
+}
+
 fn show(path: &Path) -> String {
     format!("/{}", path.display())
 }

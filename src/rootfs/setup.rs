@@ -78,11 +78,37 @@ fn bind(src: &Path, root: BorrowedFd, dest: &Path, recursive: bool) -> Result<()
     .map_err(|e| anyhow!("bind mount {} on {}: {e}", src.display(), show(dest)))
 }
 
-fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str) -> Result<()> {
+fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str, userns: bool) -> Result<()> {
     let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
     let data = if m.data.is_empty() { None } else { Some(m.data.as_str()) };
-    mount(Some(src), fd_path(destfd.as_fd()).as_str(), Some(typ), m.flags, data)
-        .map_err(|e| anyhow!("mount {typ} on {}: {e}", show(&m.dest)))
+    // Opened before the mount: afterwards this still reads the directory the tmpfs covers.
+    let under = if m.copy_up {
+        Some(resolve::open_dir(root, &m.dest).map_err(|e| anyhow!("open {} for tmpcopyup: {e}", show(&m.dest)))?)
+    } else {
+        None
+    };
+    match mount(Some(src), fd_path(destfd.as_fd()).as_str(), Some(typ), m.flags, data) {
+        Ok(()) => {
+            if let Some(under) = under {
+                let top =
+                    resolve::open_dir(root, &m.dest).map_err(|e| anyhow!("open new tmpfs {}: {e}", show(&m.dest)))?;
+                super::copy::tree(under.as_fd(), top.as_fd())
+                    .map_err(|e| anyhow!("tmpcopyup {}: {e:#}", show(&m.dest)))?;
+            }
+            Ok(())
+        }
+        // sysfs needs the network namespace, mqueue the IPC namespace, to be owned by our user
+        // namespace; when they are the host's, runc bind-mounts the host's instead.
+        Err(nix::errno::Errno::EPERM) if userns && (typ == "sysfs" || typ == "mqueue") => {
+            let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
+            bind(Path::new(host), root, &m.dest, true)?;
+            let fd = resolve::open(root, &m.dest, 0)?;
+            let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
+            sys::mount_setattr(fd.as_fd(), true, attrs.set, attrs.clr, 0)
+                .map_err(|e| anyhow!("set attributes on {}: {e}", show(&m.dest)))
+        }
+        Err(e) => Err(anyhow!("mount {typ} on {}: {e}", show(&m.dest))),
+    }
 }
 
 fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()> {
@@ -158,7 +184,7 @@ pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
     for m in &plan.mounts {
         match &m.kind {
             Kind::Bind { src, recursive } => bind(src, root, &m.dest, *recursive)?,
-            Kind::Fs { typ, src } => mount_fs(root, m, typ, src)?,
+            Kind::Fs { typ, src } => mount_fs(root, m, typ, src, plan.userns)?,
             Kind::Cgroup => mount_cgroup(root, m, plan)?,
         }
         apply_attrs(root, m)?;
@@ -172,7 +198,7 @@ pub fn setup_dev(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
         return Ok(());
     }
     for d in &plan.devices {
-        if plan.bind_devices {
+        if plan.userns {
             // mknod is refused in a user namespace: bind the host's node (runc does the same).
             let host = Path::new("/").join(&d.path);
             let fd = resolve::mkfile(root, &d.path)?;

@@ -253,6 +253,61 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     Ok(c)
 }
 
+/// The `linux.seccomp` part of the runtime-spec features document.
+pub fn features() -> serde_json::Value {
+    let actions = [
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_TRAP",
+    ];
+    let operators = [
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_MASKED_EQ",
+        "SCMP_CMP_NE",
+    ];
+    let all_arches: Vec<Arch> = serde_json::from_str(
+        r#"["SCMP_ARCH_X86","SCMP_ARCH_X86_64","SCMP_ARCH_X32","SCMP_ARCH_ARM","SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_MIPS","SCMP_ARCH_MIPS64","SCMP_ARCH_MIPS64N32","SCMP_ARCH_MIPSEL","SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32","SCMP_ARCH_PPC","SCMP_ARCH_PPC64","SCMP_ARCH_PPC64LE","SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X","SCMP_ARCH_PARISC","SCMP_ARCH_PARISC64","SCMP_ARCH_RISCV64"]"#,
+    )
+    .unwrap_or_default();
+    let archs: Vec<String> = all_arches.iter().filter(|a| arch(**a).is_some()).map(spelled).collect();
+    let flags = [
+        (Flag::SeccompFilterFlagTsync, 0),
+        (Flag::SeccompFilterFlagLog, 0),
+        (Flag::SeccompFilterFlagSpecAllow, 0),
+        (
+            Flag::SeccompFilterFlagWaitKillableRecv,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        ),
+    ];
+    let known: Vec<String> = flags.iter().map(|(f, _)| spelled(f)).collect();
+    let supported: Vec<String> = flags
+        .iter()
+        .filter(|(f, extra)| crate::sys::seccomp_flag_supported(flag_bit(*f) | extra))
+        .map(|(f, _)| spelled(f))
+        .collect();
+    serde_json::json!({
+        "enabled": true,
+        "actions": actions,
+        "operators": operators,
+        "archs": archs,
+        "knownFlags": known,
+        "supportedFlags": supported,
+    })
+}
+
 /// The container's filter and, with SCMP_ACT_NOTIFY rules, where its listener goes.
 pub fn for_container(
     spec: &oci_spec::runtime::Spec,
@@ -371,6 +426,18 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("write"), "{e}");
+    }
+
+    #[test]
+    fn features_list_what_compiles() {
+        let f = features();
+        assert_eq!(f["enabled"], true);
+        assert!(f["archs"].as_array().unwrap().iter().any(|a| a == "SCMP_ARCH_X86_64"));
+        for a in f["actions"].as_array().unwrap() {
+            let p = profile(&format!(r#"{{"defaultAction":{a},"listenerPath":"/x"}}"#));
+            assert!(p.default_action() == Act::ScmpActNotify || compile(&p).is_ok(), "{a}");
+        }
+        assert_eq!(f["knownFlags"].as_array().unwrap().len(), 4);
     }
 
     #[test]

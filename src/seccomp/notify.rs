@@ -7,7 +7,7 @@
 use anyhow::{anyhow, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 
 pub struct Listener {
@@ -43,9 +43,8 @@ pub fn send_to_agent(l: &Listener, pid: i32, fd: BorrowedFd) -> Result<()> {
     let sock = std::os::unix::net::UnixStream::connect(&l.path)
         .map_err(|e| anyhow!("connect to seccomp agent {}: {e}", l.path.display()))?;
     let body = state_json(l, pid);
-    crate::sys::send_with_fds(sock.as_fd(), body.as_bytes(), &[fd])
-        .map_err(|e| anyhow!("send seccomp fd to agent {}: {e}", l.path.display()))?;
-    Ok(())
+    crate::process::sync::send_with_fd(sock.as_raw_fd(), body.as_bytes(), fd)
+        .map_err(|e| anyhow!("send seccomp fd to agent {}: {e}", l.path.display()))
 }
 
 #[cfg(test)]

@@ -305,31 +305,87 @@ pub fn seccomp_filter(prog: &[libc::sock_filter], flags: libc::c_ulong) -> nix::
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
 }
 
-/// `recvmsg(2)` of one message and the fds it carries (SCM_RIGHTS), each owned by the caller.
-pub fn recv_with_fds(sock: BorrowedFd, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
-    let mut fds = Vec::new();
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            // SAFETY: SCM_RIGHTS installed these fds in our table just now; nothing else owns them.
-            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-    }
-    Ok((msg.bytes, fds))
+/// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).
+pub fn adopt(raw: RawFd) -> OwnedFd {
+    // SAFETY: the fd came from a received SCM_RIGHTS message; nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
 }
 
-/// `sendmsg(2)` of one message with `fds` attached (SCM_RIGHTS).
-pub fn send_with_fds(sock: BorrowedFd, data: &[u8], fds: &[BorrowedFd]) -> nix::Result<usize> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &[std::io::IoSlice::new(data)],
-        &[ControlMessage::ScmRights(&raw)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
+/// ioctl(TIOCSPTLCK, 0): unlock a pty master's peer.
+pub fn unlockpt(master: BorrowedFd) -> nix::Result<()> {
+    let zero: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer we pass.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &zero) };
+    Errno::result(r).map(drop)
+}
+
+/// ioctl(TIOCGPTPEER): open the peer of a pty master directly, never through a /dev/pts path
+/// a container could swap (CVE-2025-52565).
+pub fn pty_peer(master: BorrowedFd) -> nix::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
+    let r = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    let fd = Errno::result(r)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// ioctl(TIOCGPTN): the pty's number (its /dev/pts/N name).
+pub fn pty_number(master: BorrowedFd) -> nix::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer we pass.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    Errno::result(r).map(|_| n)
+}
+
+pub fn get_winsize(fd: BorrowedFd) -> nix::Result<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize to the pointer we pass.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(r).map(|_| ws)
+}
+
+pub fn set_winsize(fd: BorrowedFd, ws: &libc::winsize) -> nix::Result<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer we pass.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
+    Errno::result(r).map(drop)
+}
+
+/// ioctl(TIOCSCTTY): make the tty on `fd` our controlling terminal (we are a session leader).
+pub fn set_ctty(fd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// dup2(2) onto a fixed descriptor number (stdio).
+pub fn dup_onto(fd: BorrowedFd, target: RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 onto 0..2 replaces our stdio; we own the source fd for the call.
+    let r = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    Errno::result(r).map(drop)
+}
+
+/// Whether the kernel knows a SECCOMP_FILTER_FLAG_* bit: with a NULL program it answers
+/// EFAULT for known flags and EINVAL for unknown ones (runc's probe).
+pub fn seccomp_flag_supported(flags: libc::c_ulong) -> bool {
+    // SAFETY: a NULL program is never dereferenced successfully; the kernel returns EFAULT.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    ret < 0 && Errno::last() == Errno::EFAULT
 }

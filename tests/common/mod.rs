@@ -182,6 +182,14 @@ impl Env {
         run_with_timeout(self.cmd(args), 30, None)
     }
 
+    /// Run berth as another user (rootless tests).
+    pub fn berth_as(&self, uid: u32, gid: u32, args: &[&str]) -> Output {
+        use std::os::unix::process::CommandExt;
+        let mut c = self.cmd(args);
+        c.uid(uid).gid(gid).env_remove("XDG_RUNTIME_DIR");
+        run_with_timeout(c, 30, None)
+    }
+
     pub fn berth_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         run_with_timeout(self.cmd(args), 30, Some(stdin))
     }

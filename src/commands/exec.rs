@@ -1,0 +1,191 @@
+//! `exec`: a new process in a running (or created) container. It goes through the same plan and
+//! clone as `create`, with every namespace of the container joined by path and its cgroups
+//! joined before the clone is released; no rootfs work.
+
+use super::Global;
+use crate::cli::Exec;
+use crate::container::state::{Container, Status};
+use crate::namespaces;
+use crate::process::sync::Msg;
+use crate::process::{self, Mode, Plan, PlanInput};
+use anyhow::{anyhow, bail, Result};
+use oci_spec::runtime::{Capabilities, Capability, LinuxNamespace, Process, Spec};
+
+/// The process to run: `-p process.json`, or the container's own process with the CLI's
+/// overrides (runc's rules).
+fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
+    if let Some(p) = &e.process {
+        let data = std::fs::read(p).map_err(|err| anyhow!("read process {p}: {err}"))?;
+        return serde_json::from_slice(&data).map_err(|err| anyhow!("parse process {p}: {err}"));
+    }
+    if e.args.is_empty() {
+        bail!("exec args cannot be empty");
+    }
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(e.args.clone()));
+    p.set_terminal(Some(e.tty));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(e.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &e.cwd {
+        p.set_cwd(cwd.into());
+    }
+    if let Some(u) = &e.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        let mut user = p.user().clone();
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| anyhow!("invalid user {u:?}: expected uid[:gid]"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow!("invalid user {u:?}: expected uid[:gid]"))?,
+            );
+        }
+        p.set_user(user);
+    }
+    if !e.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(e.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if e.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !e.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &e.cap {
+            let c: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| anyhow!("unknown capability {name:?}"))?;
+            // runc adds --cap to every set but inheritable (CVE-2022-29162).
+            let add = |s: &Option<Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(c);
+                Some(s)
+            };
+            let (b, ef, p, a) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+                add(caps.ambient()),
+            );
+            caps.set_bounding(b).set_effective(ef).set_permitted(p).set_ambient(a);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if e.apparmor.is_some() || e.process_label.is_some() {
+        bail!("AppArmor and SELinux labels are not supported yet");
+    }
+    Ok(p)
+}
+
+pub fn run(g: &Global, e: &Exec) -> Result<i32> {
+    let c = Container::load(&g.root, &e.id, false)?;
+    match c.status() {
+        Status::Created | Status::Running => {}
+        Status::Paused if e.ignore_paused => {}
+        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused to override)"),
+        Status::Stopped => bail!("cannot exec in a stopped container"),
+        Status::Creating => bail!("cannot exec in a container that is being created"),
+    }
+    let path = std::path::Path::new(&c.state.bundle).join("config.json");
+    let data = std::fs::read(&path).map_err(|err| anyhow!("read {}: {err}", path.display()))?;
+    let mut spec: Spec = serde_json::from_slice(&data).map_err(|err| anyhow!("parse {}: {err}", path.display()))?;
+    let process = process_for(e, &spec)?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && e.console_socket.is_none() && e.detach {
+        bail!("cannot allocate tty if berth will detach without setting console socket");
+    }
+    if !terminal && e.console_socket.is_some() {
+        bail!("cannot use console socket if berth will not allocate a tty");
+    }
+    spec.set_process(Some(process));
+    // Join every namespace the container has, through its init: new ones and joined ones alike.
+    let mut linux = spec
+        .linux()
+        .clone()
+        .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+    let pid = c.state.pid;
+    let joins: Vec<LinuxNamespace> = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut n| {
+            n.set_path(Some(
+                format!("/proc/{pid}/ns/{}", namespaces::name(namespaces::flag(n.typ()))).into(),
+            ));
+            n
+        })
+        .collect();
+    linux.set_namespaces(Some(joins));
+    linux
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_time_offsets(None)
+        .set_sysctl(None);
+    spec.set_linux(Some(linux));
+    let mut cgroup = c.state.cgroup.clone();
+    if let Some(sub) = &e.cgroup {
+        let sub = sub.rsplit_once(':').map_or(sub.as_str(), |(_, p)| p);
+        if sub.split('/').any(|s| s == "..") {
+            bail!("--cgroup {sub:?} must not contain '..'");
+        }
+        cgroup.paths = cgroup
+            .paths
+            .iter()
+            .map(|p| p.join(sub.trim_start_matches('/')))
+            .collect();
+    }
+    // The pid namespace file must still belong to the init we recorded (no pid reuse).
+    let _pidfd = c
+        .init_pidfd()
+        .ok_or_else(|| anyhow!("cannot exec in a stopped container"))?;
+    let set = super::create::forward_set();
+    let old = crate::sys::block_signals(&set).map_err(|err| anyhow!("block signals: {err}"))?;
+    let plan = Plan::build(PlanInput {
+        spec: &spec,
+        bundle: std::path::Path::new(&c.state.bundle),
+        rootfs: std::path::Path::new(&c.state.rootfs),
+        mode: Mode::Run,
+        no_pivot: false,
+        preserve_fds: e.preserve_fds,
+        fifo: None,
+        cgroup_paths: &cgroup.paths,
+        id: &e.id,
+        no_new_keyring: false,
+        lock_fd: None,
+        exec: true,
+    })?;
+    let cg = (!cgroup.paths.is_empty()).then_some(&cgroup);
+    let mut launched = process::launch(&plan, cg)?;
+    if let Some(p) = &e.pid_file {
+        process::write_pid_file(p, launched.pid)?;
+    }
+    let master = match (launched.console.take(), &e.console_socket) {
+        (Some(m), Some(path)) => {
+            process::console::send_to_socket(path, &m)?;
+            None
+        }
+        (m, _) => m,
+    };
+    launched.sync.send(&Msg::Start)?;
+    match launched.sync.recv()? {
+        None => {}
+        Some(Msg::Error(_, m)) => bail!("{m}"),
+        Some(other) => bail!("sync: unexpected {other:?}"),
+    }
+    launched.guard.disarm();
+    if e.detach {
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+        return Ok(0);
+    }
+    match master {
+        Some(m) => process::console::relay(launched.pid, &set, m),
+        None => Ok(super::create::wait_forward(launched.pid, &set)),
+    }
+}

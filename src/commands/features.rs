@@ -1,0 +1,35 @@
+//! `features` (runtime-spec features.md): what this berth really supports. Engines act on it
+//! (containerd refuses idmap mounts, CRI-O checks rro), so nothing is claimed before it works.
+
+use anyhow::Result;
+use serde_json::json;
+
+pub fn document() -> serde_json::Value {
+    let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": crate::container::state::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": crate::rootfs::MOUNT_OPTIONS.to_vec(),
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": crate::seccomp::features(),
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            "io.github.berth.commit": option_env!("BERTH_COMMIT").unwrap_or("unknown")
+        }
+    })
+}
+
+pub fn run() -> Result<i32> {
+    println!("{}", serde_json::to_string_pretty(&document())?);
+    Ok(0)
+}

@@ -1,0 +1,206 @@
+//! process.terminal: a pty from the container's own devpts instance. The child opens it, mounts
+//! the peer on /dev/console and sends the master to the parent, which hands it to the caller's
+//! `--console-socket` (runc's contract) or, for a foreground `run`, relays it itself.
+
+use crate::rootfs::resolve;
+use crate::sys::{self, fd_path};
+use anyhow::{anyhow, bail, Result};
+use nix::sys::signal::{SigSet, Signal};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+/// Unix98 pty slaves have majors 136..=143.
+fn is_pty(fd: BorrowedFd) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && (136..=143).contains(&nix::sys::stat::major(st.st_rdev))
+    })
+}
+
+/// (master, peer) from the devpts reached through `ptmx` (inside the container).
+pub fn open_pty(ptmx: OwnedFd, size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
+    sys::unlockpt(ptmx.as_fd()).map_err(|e| anyhow!("unlock pty: {e}"))?;
+    let peer = sys::pty_peer(ptmx.as_fd()).map_err(|e| anyhow!("open pty peer: {e}"))?;
+    if !is_pty(peer.as_fd()) {
+        bail!("pty peer is not a pty device");
+    }
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        sys::set_winsize(peer.as_fd(), &ws).map_err(|e| anyhow!("set console size: {e}"))?;
+    }
+    Ok((ptmx, peer))
+}
+
+/// Before pivot_root: open the container's ptmx in-root and bind the peer onto /dev/console,
+/// by fd, so no /dev/pts/N path is ever looked up (CVE-2025-52565).
+pub fn open_in_rootfs(root: BorrowedFd, size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
+    let ptmx = sys::openat2(
+        root,
+        c"dev/pts/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|e| anyhow!("open /dev/pts/ptmx in the container (process.terminal needs a devpts mount): {e}"))?;
+    let (master, peer) = open_pty(ptmx, size)?;
+    let console = resolve::mkfile(root, Path::new("dev/console"))?;
+    nix::mount::mount(
+        Some(fd_path(peer.as_fd()).as_str()),
+        fd_path(console.as_fd()).as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("bind pty on /dev/console: {e}"))?;
+    Ok((master, peer))
+}
+
+/// The peer becomes stdin/stdout/stderr and our controlling terminal.
+pub fn attach(peer: &OwnedFd) -> Result<()> {
+    for target in 0..3 {
+        sys::dup_onto(peer.as_fd(), target).map_err(|e| anyhow!("dup pty onto fd {target}: {e}"))?;
+    }
+    sys::set_ctty(peer.as_fd()).map_err(|e| anyhow!("set controlling terminal: {e}"))
+}
+
+/// Hand the master to the caller's console socket, runc-style: payload is the pty's name.
+pub fn send_to_socket(path: &str, master: &OwnedFd) -> Result<()> {
+    let stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|e| anyhow!("connect console socket {path}: {e}"))?;
+    let name = format!("/dev/pts/{}", sys::pty_number(master.as_fd()).unwrap_or(0));
+    super::sync::send_with_fd(stream.as_raw_fd(), name.as_bytes(), master.as_fd())
+        .map_err(|e| anyhow!("send pty master to {path}: {e}"))
+}
+
+/// Restores the caller's terminal settings when the relay ends.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let Ok(orig) = nix::sys::termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode(None);
+        };
+        let mut raw = orig.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        let _ = nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
+        RawMode(Some(orig))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin().as_fd(), nix::sys::termios::SetArg::TCSANOW, t);
+        }
+    }
+}
+
+fn copy_size(master: BorrowedFd) {
+    if let Ok(ws) = sys::get_winsize(std::io::stdin().as_fd()) {
+        let _ = sys::set_winsize(master, &ws);
+    }
+}
+
+fn write_all(fd: BorrowedFd, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Foreground `run`/`exec` with a terminal and no console socket: relay between our stdio and
+/// the pty, forward signals (SIGWINCH resizes), and return the process's exit code.
+pub fn relay(pid: i32, set: &SigSet, master: OwnedFd) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).map_err(|e| anyhow!("signalfd: {e}"))?;
+    let _raw = RawMode::enter();
+    copy_size(master.as_fd());
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut stdin_open = true;
+    let mut code = None;
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("poll: {e}"),
+        }
+        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let (sig_ev, pty_ev, in_ev) = (ready(0), ready(1), ready(2));
+        if !pty_ev.is_empty() {
+            match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                Ok(n) if n > 0 => {
+                    write_all(stdout.as_fd(), &buf[..n]);
+                }
+                // EIO: every peer fd is closed; the process is gone or going.
+                _ => {
+                    if code.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        if !in_ev.is_empty() {
+            match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
+                Ok(n) if n > 0 => {
+                    write_all(master.as_fd(), &buf[..n]);
+                }
+                _ => stdin_open = false,
+            }
+        }
+        if !sig_ev.is_empty() {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => {
+                        while let Ok(st) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                            match st {
+                                nix::sys::wait::WaitStatus::StillAlive => break,
+                                nix::sys::wait::WaitStatus::Exited(p, c) if p.as_raw() == pid => code = Some(c),
+                                nix::sys::wait::WaitStatus::Signaled(p, s, _) if p.as_raw() == pid => {
+                                    code = Some(128 + s as i32)
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Ok(Signal::SIGWINCH) => copy_size(master.as_fd()),
+                    Ok(s) => {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if code.is_some() && pty_ev.is_empty() {
+            // Exited and nothing more to read right now: drain without blocking, then stop.
+            let _ = nix::fcntl::fcntl(
+                master.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            while let Ok(n) = nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                if n == 0 || !write_all(stdout.as_fd(), &buf[..n]) {
+                    break;
+                }
+            }
+            break;
+        }
+    }
+    Ok(code.unwrap_or(0))
+}

@@ -1,0 +1,271 @@
+//! Bad input: one clear line on stderr naming the problem, a non-zero exit, and nothing left
+//! behind (no state dir, no cgroup, no process).
+mod common;
+use common::*;
+use serde_json::json;
+
+/// No process anywhere still carries this container id on its command line.
+fn assert_no_process(id: &str) {
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.split(' ').any(|a| a == id) {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            assert!(stat.contains(") Z"), "process left behind for {id}: {cmd}");
+        }
+    }
+}
+
+/// Run `create` with a modified config and check the failure contract.
+fn create_fails(env: &Env, id: &str, want: &str) {
+    let o = env.create(id);
+    assert_eq!(o.code, 1, "create should fail; stdout {} stderr {}", o.stdout, o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "one line on stderr: {:?}", o.stderr);
+    assert!(o.stderr.contains(want), "stderr {:?} should mention {want:?}", o.stderr);
+    env.assert_root_empty();
+    assert_no_cgroup(id);
+    assert_no_process(id);
+}
+
+fn with(args: &[&str], f: impl FnOnce(&mut serde_json::Value)) -> Env {
+    let mut env = Env::new(args);
+    f(&mut env.config);
+    env.save();
+    env
+}
+
+#[test]
+fn malformed_and_missing_config() {
+    require_root!();
+    let env = Env::new(&["true"]);
+    std::fs::write(env.bundle.join("config.json"), "{\"ociVersion\": ").unwrap();
+    create_fails(&env, &env.id("bad"), "parse config.json");
+    std::fs::write(env.bundle.join("config.json"), "{\"process\": 5}").unwrap();
+    create_fails(&env, &env.id("bad"), "parse config.json");
+    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+    create_fails(&env, &env.id("bad"), "config.json not found");
+}
+
+#[test]
+fn missing_rootfs() {
+    require_root!();
+    let env = with(&["true"], |c| c["root"]["path"] = json!("nope"));
+    create_fails(&env, &env.id("nofs"), "invalid rootfs");
+}
+
+#[test]
+fn invalid_ids_are_refused_before_touching_disk() {
+    require_root!();
+    let env = Env::new(&["true"]);
+    let long = "x".repeat(1025);
+    for id in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "../escape",
+        "a b",
+        "a\nb",
+        "tab\there",
+        long.as_str(),
+    ] {
+        let o = env.create(id);
+        assert_eq!(o.code, 1, "{id:?}");
+        assert!(o.stderr.contains("invalid container ID format"), "{id:?}: {}", o.stderr);
+        env.assert_root_empty();
+        for cmd in ["state", "start", "kill", "delete"] {
+            let o = env.berth(&[cmd, id]);
+            assert_ne!(o.code, 0, "{cmd} {id:?}");
+            assert!(
+                o.stderr.contains("invalid container ID format"),
+                "{cmd} {id:?}: {}",
+                o.stderr
+            );
+        }
+    }
+    assert!(!env.dir.join("escape").exists());
+    env.assert_root_empty();
+}
+
+#[test]
+fn duplicate_id() {
+    require_root!();
+    let env = Env::new(&["sleep", "10"]);
+    let id = env.id("dup");
+    env.create(&id).ok();
+    let o = env.create(&id);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("container with given ID already exists"),
+        "{}",
+        o.stderr
+    );
+    // The first container is untouched.
+    assert_eq!(env.status(&id), "created");
+    env.berth(&["delete", "-f", &id]).ok();
+    env.assert_gone(&id);
+}
+
+#[test]
+fn wrong_state_and_bad_signal() {
+    require_root!();
+    let env = Env::new(&["true"]);
+    let id = env.id("ws");
+    for cmd in [
+        &["state", "nosuch"][..],
+        &["kill", "nosuch"],
+        &["start", "nosuch"],
+        &["delete", "nosuch"],
+    ] {
+        let o = env.berth(cmd);
+        assert_eq!(o.code, 1, "{cmd:?}");
+        assert!(o.stderr.contains("container does not exist"), "{cmd:?}: {}", o.stderr);
+    }
+    env.create(&id).ok();
+    let o = env.berth(&["kill", &id, "FOO"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("unknown signal \\\"FOO\\\""), "{}", o.stderr);
+    assert_eq!(env.status(&id), "created");
+    env.berth(&["start", &id]).ok();
+    env.wait_status(&id, "stopped");
+    let o = env.berth(&["start", &id]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("cannot start a container that has stopped"),
+        "{}",
+        o.stderr
+    );
+    env.berth(&["delete", &id]).ok();
+    env.assert_gone(&id);
+}
+
+#[test]
+fn invalid_fields_name_the_field() {
+    require_root!();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(Edit, &str)> = vec![
+        (|c| c["process"]["args"] = json!([]), "process.args"),
+        (|c| c["process"]["cwd"] = json!("relative"), "process.cwd"),
+        (
+            |c| c["process"]["capabilities"]["bounding"] = json!(["CAP_NOPE"]),
+            "CAP_NOPE",
+        ),
+        (
+            |c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+            "RLIMIT_BOGUS",
+        ),
+        (
+            |c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]),
+            "RLIMIT_NOFILE soft limit 10 is above its hard limit 5",
+        ),
+        (
+            |c| {
+                c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]);
+                c["hostname"] = json!("h");
+            },
+            "UTS namespace",
+        ),
+        (
+            |c| c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+            "linux.uidMappings",
+        ),
+        (
+            |c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}))
+            },
+            "linux.uidMappings",
+        ),
+        (
+            |c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "pid"}))
+            },
+            "duplicate namespace",
+        ),
+        (|c| c["linux"]["sysctl"] = json!({"kernel.sysrq": "1"}), "kernel.sysrq"),
+        (
+            |c| c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 1}}),
+            "linux.timeOffsets",
+        ),
+        (
+            |c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"destination": "/proc/sys/kernel", "type": "tmpfs", "source": "tmpfs"}))
+            },
+            "inside /proc",
+        ),
+        (
+            |c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"destination": "relative", "type": "tmpfs", "source": "tmpfs"}))
+            },
+            "must be an absolute path",
+        ),
+        (
+            |c| c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "network", "path": "/nonexistent/netns"}]),
+            "/nonexistent/netns",
+        ),
+        (
+            |c| c["linux"]["cgroupsPath"] = json!("/x/../../escape"),
+            "must not contain '..'",
+        ),
+    ];
+    for (i, (edit, want)) in cases.into_iter().enumerate() {
+        let env = with(&["true"], edit);
+        create_fails(&env, &env.id(&format!("field{i}")), want);
+    }
+}
+
+#[test]
+fn failures_inside_the_child_leave_nothing() {
+    require_root!();
+    // The init fails after the clone, with cgroups and mounts already made.
+    let env = with(&["true"], |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/data", "type": "bind", "source": "/nonexistent/src", "options": ["rbind"]}))
+    });
+    create_fails(&env, &env.id("child"), "/nonexistent/src");
+    let env = Env::new(&["/no/such/binary"]);
+    create_fails(&env, &env.id("nobin"), "no such file or directory");
+    let env = Env::new(&["nosuchbinary"]);
+    create_fails(&env, &env.id("nopath"), "executable file not found in $PATH");
+    let o = env.run(&env.id("runnobin"));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("executable file not found in $PATH"));
+    env.assert_root_empty();
+}
+
+#[test]
+fn unsupported_features_are_refused_clearly() {
+    require_root!();
+    let env = with(&["true"], |c| c["process"]["terminal"] = json!(true));
+    create_fails(&env, &env.id("tty"), "cannot allocate tty");
+    let env = Env::new(&["true"]);
+    let b = env.bundle.to_string_lossy().into_owned();
+    let id = env.id("sd");
+    let o = env.berth(&["--systemd-cgroup", "create", "-b", &b, &id]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("systemd cgroup driver is not supported yet"),
+        "{}",
+        o.stderr
+    );
+    env.assert_root_empty();
+}

@@ -1,0 +1,290 @@
+//! podman with berth as its OCI runtime, end to end: a private containers.conf, storage and
+//! image (imported from a local busybox rootfs: no registry), cleaned up afterwards.
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+struct Podman {
+    dir: PathBuf,
+    prefix: String,
+}
+
+impl Podman {
+    /// None (with the reason printed) when podman is not installed.
+    fn new() -> Option<Podman> {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return None;
+        }
+        if Command::new("podman").arg("--version").output().is_err() {
+            eprintln!("skipped: needs podman (apt-get install podman)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(unique("berth-podman"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("containers.conf"),
+            format!(
+                "[containers]\n# this host's bounding set lacks CAP_SYS_RESOURCE: podman's default 1048576 fails\n\
+                 default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
+                 [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+                 # private locks and temp dir: parallel tests run separate podman instances\n\
+                 lock_type = \"file\"\ntmp_dir = \"{dir}/tmp\"\nstatic_dir = \"{dir}/static\"\nvolume_path = \"{dir}/volumes\"\n\
+                 runtime_supports_json = [\"crun\", \"runc\", \"berth\"]\n\
+                 [engine.runtimes]\nberth = [\"{BERTH}\"]\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"overlay\"\ngraphroot = \"{0}/storage\"\nrunroot = \"{0}/run\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let p = Podman {
+            dir,
+            prefix: unique("bp"),
+        };
+        let rootfs = p.dir.join("image");
+        make_rootfs(&rootfs);
+        std::fs::write(rootfs.join("etc/hostname"), "").unwrap();
+        let mut tar = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let st = p
+            .cmd(&["import", "-", "localhost/berth-bb:latest"])
+            .stdin(tar.stdout.take().unwrap())
+            .stdout(Stdio::null())
+            .status();
+        assert!(tar.wait().unwrap().success() && st.unwrap().success(), "podman import");
+        Some(p)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--runtime", "berth", "--network-backend", "netavark"])
+            .args(args);
+        c
+    }
+
+    fn out(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.cmd(args).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| !l.contains("CNI"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            err,
+        )
+    }
+
+    fn name(&self, s: &str) -> String {
+        format!("{}-{s}", self.prefix)
+    }
+
+    /// `podman run` with the defaults every scenario shares.
+    fn run(&self, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(SECCOMP);
+        args.extend_from_slice(extra);
+        args.push("localhost/berth-bb");
+        args.extend_from_slice(cmd);
+        self.out(&args)
+    }
+}
+
+/// berth has no seccomp support yet: podman's default profile is turned off explicitly.
+const SECCOMP: &[&str] = &["--security-opt", "seccomp=unconfined"];
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["rm", "-af", "-t", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self
+            .cmd(&["pod", "rm", "-af"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self
+            .cmd(&["system", "reset", "-f"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("storage"))
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn podman_run_exit_codes_and_stdin() {
+    let Some(p) = Podman::new() else { return };
+    let (c, out, err) = p.run(&[], &["echo", "hello from berth"]);
+    assert_eq!((c, out.as_str()), (0, "hello from berth\n"), "{err}");
+    assert_eq!(p.run(&[], &["sh", "-c", "exit 42"]).0, 42);
+    // podman maps runc's error texts to 127 (not found) and 126 (not executable).
+    let (c, _, err) = p.run(&[], &["nosuchcommand"]);
+    assert_eq!(c, 127, "{err}");
+    let (c, _, err) = p.run(&[], &["/etc"]);
+    assert_eq!(c, 126, "{err}");
+    let mut child = p
+        .cmd(&[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            SECCOMP[0],
+            SECCOMP[1],
+            "localhost/berth-bb",
+            "cat",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "through stdin\n");
+}
+
+#[test]
+fn podman_detached_lifecycle_exec_logs_stop_kill_rm() {
+    let Some(p) = Podman::new() else { return };
+    let n = p.name("life");
+    let mut args = vec!["run", "-d", "--name", &n, "--network", "none"];
+    args.extend_from_slice(SECCOMP);
+    args.extend_from_slice(&["localhost/berth-bb", "sh", "-c", "echo started; exec sleep 1000"]);
+    let (c, _, err) = p.out(&args);
+    assert_eq!(c, 0, "{err}");
+    let (c, out, err) = p.out(&[
+        "exec",
+        "-u",
+        "1000:1000",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=y",
+        &n,
+        "sh",
+        "-c",
+        "id -u; pwd; echo $X",
+    ]);
+    assert_eq!((c, out.as_str()), (0, "1000\n/tmp\ny\n"), "{err}");
+    assert_eq!(p.out(&["exec", &n, "sh", "-c", "exit 9"]).0, 9);
+    let (_, out, _) = p.out(&["logs", &n]);
+    assert_eq!(out, "started\n");
+    let (_, out, _) = p.out(&["top", &n, "pid", "args"]);
+    assert!(out.contains("sleep 1000"), "{out}");
+    let (c, _, err) = p.out(&["stop", "-t", "1", &n]);
+    assert_eq!(c, 0, "{err}");
+    let (_, out, _) = p.out(&["inspect", "-f", "{{.State.Status}}", &n]);
+    assert_eq!(out.trim(), "exited");
+    assert_eq!(p.out(&["start", &n]).0, 0);
+    let (c, _, err) = p.out(&["kill", &n]);
+    assert_eq!(c, 0, "{err}");
+    let (c, _, err) = p.out(&["rm", "-f", &n]);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(p.out(&["ps", "-aq", "--filter", &format!("name={n}")]).1.trim(), "");
+}
+
+#[test]
+fn podman_container_options() {
+    let Some(p) = Podman::new() else { return };
+    let host = std::env::temp_dir().join(unique("berth-podman-bind"));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from host\n").unwrap();
+    let v = format!("{}:/data", host.display());
+    let (c, out, err) = p.run(
+        &["--hostname", "hh", "--read-only", "--tmpfs", "/scratch", "-e", "FOO=bar", "-w", "/scratch", "-u", "1000:1000", "-v", &v],
+        &["sh", "-c", "hostname; echo $FOO; pwd; id -u; touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs; cat /data/in"],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(out, "hh\nbar\n/scratch\n1000\nro\ntmpfs\nfrom host\n");
+    let (_, out, _) = p.run(
+        &["--cap-drop", "all", "--cap-add", "NET_ADMIN"],
+        &["grep", "CapEff", "/proc/self/status"],
+    );
+    assert_eq!(
+        out.split_whitespace().nth(1),
+        Some("0000000000001000"),
+        "only CAP_NET_ADMIN: {out}"
+    );
+    let (_, out, _) = p.run(&["--init"], &["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]);
+    assert!(
+        out.contains("catatonit") || out.contains("init"),
+        "--init runs an init as pid 1: {out}"
+    );
+    let _ = std::fs::remove_dir_all(&host);
+}
+
+#[test]
+fn podman_terminal_and_shared_namespaces_and_pod() {
+    let Some(p) = Podman::new() else { return };
+    // -t through script(1) so podman sees a terminal.
+    let dir = p.dir.display().to_string();
+    let inner = format!(
+        "CONTAINERS_CONF={dir}/containers.conf CONTAINERS_STORAGE_CONF={dir}/storage.conf podman --root {dir}/storage --runroot {dir}/run --runtime berth run --rm -it --network none --security-opt seccomp=unconfined localhost/berth-bb sh -c 'tty; exit 5'"
+    );
+    let o = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert_eq!(o.status.code(), Some(5), "{out}");
+    // A second container joining the first one's pid namespace sees its processes.
+    let a = p.name("nsa");
+    let mut args = vec!["run", "-d", "--name", &a, "--network", "none"];
+    args.extend_from_slice(SECCOMP);
+    args.extend_from_slice(&["localhost/berth-bb", "sleep", "1000"]);
+    assert_eq!(p.out(&args).0, 0);
+    let pidns = format!("container:{a}");
+    let (c, out, err) = p.run(&["--pid", &pidns], &["ps"]);
+    assert_eq!(c, 0, "{err}");
+    assert!(out.contains("sleep 1000"), "{out}");
+}
+
+#[test]
+fn podman_pod() {
+    let Some(p) = Podman::new() else { return };
+    // podman gives a pod's infra container its default seccomp profile, whatever the flags.
+    let f = Command::new(BERTH).arg("features").output().unwrap();
+    let f: serde_json::Value = serde_json::from_slice(&f.stdout).unwrap();
+    if f["linux"]["seccomp"]["enabled"] != true {
+        eprintln!("skipped: podman pods need seccomp support in berth (features: seccomp disabled)");
+        return;
+    }
+    // A pod: its infra container and a member share namespaces.
+    let pod = p.name("pod");
+    let (c, _, err) = p.out(&["pod", "create", "--name", &pod, "--network", "none"]);
+    assert_eq!(c, 0, "{err}");
+    let (c, out, err) = p.run(&["--pod", &pod], &["hostname"]);
+    assert_eq!(c, 0, "{err}");
+    assert!(!out.trim().is_empty());
+}

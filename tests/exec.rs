@@ -1,0 +1,185 @@
+//! `exec`: joins every namespace and the cgroups of the container, with runc's flags.
+mod common;
+use common::*;
+use serde_json::json;
+
+fn running(env: &Env, prefix: &str) -> String {
+    let id = env.id(prefix);
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    id
+}
+
+fn field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_joins_namespaces_and_cgroups() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = running(&env, "ex");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let o = env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "hostname; echo $$; readlink /proc/self/ns/net; readlink /proc/self/ns/mnt; cat /proc/self/cgroup",
+    ]);
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "runc");
+    assert_ne!(
+        lines[1], "1",
+        "exec'd process is not the init, but in its pid namespace"
+    );
+    assert!(
+        lines[1].parse::<u32>().unwrap() < 100,
+        "pid {} is not a container pid",
+        lines[1]
+    );
+    let host_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let host_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(lines[2], host_net.to_str().unwrap());
+    assert_eq!(lines[3], host_mnt.to_str().unwrap());
+    let init_cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let exec_cg: String = lines[4..].iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(exec_cg, init_cg);
+}
+
+#[test]
+fn exec_exit_codes_and_errors() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = running(&env, "exc");
+    assert_eq!(env.berth(&["exec", &id, "sh", "-c", "exit 7"]).code, 7);
+    let o = env.berth(&["exec", &id, "nosuchbinary"]);
+    assert_eq!(o.code, 255);
+    assert!(o.stderr.contains("executable file not found in $PATH"), "{}", o.stderr);
+    let o = env.berth(&["exec", "nosuch", "true"]);
+    assert_eq!(o.code, 255);
+    assert!(o.stderr.contains("container does not exist"), "{}", o.stderr);
+    env.berth(&["kill", &id, "KILL"]).ok();
+    env.wait_status(&id, "stopped");
+    let o = env.berth(&["exec", &id, "true"]);
+    assert_eq!(o.code, 255);
+    assert!(o.stderr.contains("cannot exec in a stopped container"), "{}", o.stderr);
+}
+
+#[test]
+fn exec_user_cwd_env_caps_nnp() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = running(&env, "exu");
+    let o = env.berth(&[
+        "exec",
+        "-u",
+        "1000:1001",
+        "-g",
+        "20",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        &id,
+        "sh",
+        "-c",
+        "id; pwd; echo $FOO",
+    ]);
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("uid=1000 gid=1001") && lines[0].contains("groups=20"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "/tmp");
+    assert_eq!(lines[2], "bar");
+    let o = env.berth(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        "--no-new-privs",
+        &id,
+        "cat",
+        "/proc/self/status",
+    ]);
+    o.ok();
+    let eff = u64::from_str_radix(&field(&o.stdout, "CapEff:"), 16).unwrap();
+    assert_ne!(eff & (1 << 21), 0, "CAP_SYS_ADMIN added by --cap");
+    assert_eq!(field(&o.stdout, "CapInh:"), "0000000000000000");
+    assert_eq!(field(&o.stdout, "NoNewPrivs:"), "1");
+    let o = env.berth(&["exec", "--cap", "CAP_BOGUS", &id, "true"]);
+    assert_eq!(o.code, 255);
+    assert!(o.stderr.contains("CAP_BOGUS"));
+}
+
+#[test]
+fn exec_process_json_detach_and_pid_file() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = running(&env, "exp");
+    let pj = env.dir.join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::to_vec(&json!({
+            "args": ["sh", "-c", "echo $GREETING > /tmp/from-exec; exec sleep 100"],
+            "env": ["GREETING=hello", "PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let pidfile = env.dir.join("exec.pid");
+    env.berth(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "-p",
+        pj.to_str().unwrap(),
+        &id,
+    ])
+    .ok();
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+        std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !env.rootfs().join("tmp/from-exec").exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.rootfs().join("tmp/from-exec")).unwrap(),
+        "hello\n"
+    );
+    // delete --force reaches the exec'd process too.
+    env.berth(&["delete", "-f", &id]).ok();
+    env.assert_gone(&id);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        st.is_empty() || st.contains(") Z"),
+        "exec'd process survived delete: {st}"
+    );
+}
+
+#[test]
+fn exec_into_a_created_container() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = env.id("excr");
+    env.create(&id).ok();
+    let o = env.berth(&["exec", &id, "sh", "-c", "echo $$"]);
+    o.ok();
+    assert_eq!(env.status(&id), "created");
+}

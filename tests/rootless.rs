@@ -1,0 +1,202 @@
+//! Rootless containers: berth run by an unprivileged user (created by
+//! integration/rootless-user.sh), and root-run containers with user namespaces.
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+
+const USER: &str = "berthtest";
+
+/// uid, gid and the first subordinate uid/gid of the test user; None (with a printed reason)
+/// when the user is missing.
+fn test_user() -> Option<(u32, u32, u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with(&format!("{USER}:")));
+    let Some(line) = line else {
+        eprintln!("skipped: needs the {USER} user (run integration/rootless-user.sh as root)");
+        return None;
+    };
+    let f: Vec<&str> = line.split(':').collect();
+    let sub = |file: &str| -> Option<u32> {
+        std::fs::read_to_string(file)
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with(&format!("{USER}:")))?
+            .split(':')
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let (Some(su), Some(sg)) = (sub("/etc/subuid"), sub("/etc/subgid")) else {
+        eprintln!("skipped: {USER} has no /etc/subuid or /etc/subgid range (run integration/rootless-user.sh)");
+        return None;
+    };
+    Some((f[2].parse().ok()?, f[3].parse().ok()?, su, sg))
+}
+
+fn chown_tree(p: &std::path::Path, uid: u32, gid: u32) {
+    let st = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A bundle from `berth spec --rootless` run as the user, owned by the user.
+fn rootless_env(args: &[&str], uid: u32, gid: u32) -> Env {
+    let mut env = Env::new(args);
+    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+    chown_tree(&env.dir, uid, gid);
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth_as(uid, gid, &["spec", "--rootless", "-b", &b]).ok();
+    env.config = serde_json::from_slice(&std::fs::read(env.bundle.join("config.json")).unwrap()).unwrap();
+    env.config["process"]["terminal"] = json!(false);
+    env.config["process"]["args"] = json!(args);
+    env.config["root"]["readonly"] = json!(false);
+    env.save();
+    std::fs::create_dir_all(&env.root).unwrap();
+    chown_tree(&env.dir, uid, gid);
+    env
+}
+
+#[test]
+fn rootless_single_id_lifecycle() {
+    require_root!();
+    let Some((uid, gid, _, _)) = test_user() else { return };
+    let env = rootless_env(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map > /tmp/out; id -u >> /tmp/out; exec sleep 100",
+        ],
+        uid,
+        gid,
+    );
+    let id = env.id("rl");
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth_as(uid, gid, &["create", "-b", &b, &id]).ok();
+    let st = env.berth_as(uid, gid, &["state", &id]);
+    assert!(st.stdout.contains("\"status\": \"created\""), "{}", st.stdout);
+    env.berth_as(uid, gid, &["start", &id]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let out = env.rootfs().join("tmp/out");
+    while std::fs::read_to_string(&out)
+        .map(|s| s.lines().count() < 2)
+        .unwrap_or(true)
+    {
+        assert!(std::time::Instant::now() < deadline, "container did not run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    let map: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["0", &uid.to_string(), "1"]);
+    assert_eq!(text.lines().nth(1), Some("0"));
+    // Files the container's root creates belong to the user on the host.
+    assert_eq!(std::fs::metadata(&out).unwrap().uid(), uid);
+    // exec as the user joins the container's user namespace (and all others).
+    let o = env.berth_as(uid, gid, &["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", &uid.to_string(), "1"]
+    );
+    let o = env.berth_as(uid, gid, &["kill", &id, "KILL"]);
+    o.ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !env.berth_as(uid, gid, &["state", &id]).stdout.contains("stopped") {
+        assert!(std::time::Instant::now() < deadline, "container did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.berth_as(uid, gid, &["delete", &id]).ok();
+    env.assert_gone(&id);
+}
+
+#[test]
+fn rootless_multi_range_goes_through_newuidmap() {
+    require_root!();
+    let Some((uid, gid, su, sg)) = test_user() else { return };
+    let env = rootless_env(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f; chown 1000:1000 /tmp/f",
+        ],
+        uid,
+        gid,
+    );
+    let mut env = env;
+    env.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": uid, "size": 1}, {"containerID": 1, "hostID": su, "size": 65536}]);
+    env.config["linux"]["gidMappings"] =
+        json!([{"containerID": 0, "hostID": gid, "size": 1}, {"containerID": 1, "hostID": sg, "size": 65536}]);
+    for set in ["bounding", "effective", "permitted"] {
+        env.config["process"]["capabilities"][set] = json!(["CAP_CHOWN"]);
+    }
+    env.save();
+    let id = env.id("rlm");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = env.berth_as(uid, gid, &["run", "-b", &b, &id]);
+    o.ok();
+    let lines: Vec<Vec<String>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", o.stdout);
+    assert_eq!(lines[1], ["1", &su.to_string(), "65536"]);
+    assert_eq!(lines[3], ["1", &sg.to_string(), "65536"]);
+    // Container uid 1000 is host uid su + 999.
+    let meta = std::fs::metadata(env.rootfs().join("tmp/f")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (su + 999, sg + 999));
+    env.assert_gone(&id);
+}
+
+#[test]
+fn rootless_refuses_what_a_user_cannot_do_clearly() {
+    require_root!();
+    let Some((uid, gid, _, _)) = test_user() else { return };
+    let mut env = rootless_env(&["true"], uid, gid);
+    // Mapping an id the user does not own and has no subordinate range for.
+    env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+    env.save();
+    let id = env.id("rlbad");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = env.berth_as(uid, gid, &["create", "-b", &b, &id]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("newuidmap"), "{}", o.stderr);
+    env.assert_root_empty();
+}
+
+#[test]
+fn root_with_user_namespace_and_host_network() {
+    require_root!();
+    let mut env = Env::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; ls /sys/class/net | grep -c . ; stat -c %t:%T /dev/null; id -u",
+    ]);
+    env.config["linux"]["namespaces"] =
+        json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
+    env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    env.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    env.save();
+    chown_tree(&env.rootfs(), 300000, 300000);
+    let id = env.id("userns");
+    let o = env.run(&id);
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "300000", "65536"]
+    );
+    // The host's network namespace is not ours: /sys is the host's, bind-mounted (runc's rule).
+    assert!(lines[1].parse::<u32>().unwrap() >= 1);
+    // Device nodes are bind mounts of the host's (mknod is refused in a user namespace).
+    assert_eq!(lines[2], "1:3");
+    assert_eq!(lines[3], "0");
+    env.assert_gone(&id);
+}
