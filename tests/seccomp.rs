@@ -234,3 +234,22 @@ fn notify_sends_the_listener_fd_and_state_to_the_agent() {
     assert!(o.stderr.contains("Function not implemented"), "{}", o.stderr);
     assert!(o.stdout.contains("rc=1"), "{}", o.stdout);
 }
+
+#[test]
+fn exec_gets_the_same_filter() {
+    require_root!();
+    let env = with_seccomp(
+        &["sleep", "100"],
+        json!({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}),
+        true,
+    );
+    let id = env.id("sc-exec");
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    let o = env.berth(&["exec", &id, "sh", "-c", "mkdir /tmp/e; grep Seccomp: /proc/self/status"]);
+    assert!(o.stderr.contains("Operation not permitted"), "{}", o.stderr);
+    assert!(o.stdout.contains("Seccomp:\t2"), "{}", o.stdout);
+    assert!(!env.rootfs().join("tmp/e").exists());
+    env.berth(&["kill", &id, "KILL"]).ok();
+}

@@ -82,7 +82,12 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
                 sync.send(&Msg::Pid(pid))?;
                 sys::exit_now(0);
             }
-            None => step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?,
+            None => {
+                step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+                // The intermediate's Pid and our own messages share the socket: wait until the
+                // parent has our pid, or a fast Ready could overtake it.
+                sync.expect(Msg::PidSeen)?;
+            }
         }
     }
     if plan.new_cgroupns {

@@ -305,6 +305,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
                 guard.push(p);
                 // The intermediate exits right after sending the pid.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                ours.send(&Msg::PidSeen)?;
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(_, m)) => bail!("{m}"),

@@ -8,6 +8,7 @@
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
+//! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
 //! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
 //! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
 //! | 4"| parent → child | `HooksDone(state)` | the state JSON the child's createContainer/startContainer hooks read |
@@ -35,6 +36,7 @@ pub enum Msg {
     Hooks,
     HooksDone(String),
     SeccompFd,
+    PidSeen,
 }
 
 impl Msg {
@@ -52,6 +54,7 @@ impl Msg {
             Msg::Hooks => (10, 0, ""),
             Msg::HooksDone(s) => (11, 0, s.as_str()),
             Msg::SeccompFd => (12, 0, ""),
+            Msg::PidSeen => (13, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -78,6 +81,7 @@ impl Msg {
             10 => Msg::Hooks,
             11 => Msg::HooksDone(String::from_utf8_lossy(&b[5..]).into_owned()),
             12 => Msg::SeccompFd,
+            13 => Msg::PidSeen,
             t => bail!("unknown sync message tag {t}"),
         })
     }
