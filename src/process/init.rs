@@ -45,8 +45,6 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // Die with the parent while being set up; re-armed below after credential changes
     // (the kernel clears it on every uid/gid/capability change).
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962).
-    step("set non-dumpable", sys::set_non_dumpable())?;
     sync.expect(Msg::Go)?;
     for j in &plan.ns.joins {
         sys::setns(j.fd.as_fd(), j.flag).map_err(|e| {
@@ -63,6 +61,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         sync.send(&Msg::MapRequest)?;
         sync.expect(Msg::MapDone)?;
     }
+    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962).
+    // Only now: a non-dumpable task's /proc files belong to root, so a rootless parent could
+    // not have written our id maps; nothing of the container exists yet to reach us before.
+    step("set non-dumpable", sys::set_non_dumpable())?;
     if plan.become_root {
         step("setresgid 0 in the user namespace", sys::setresgid(0))?;
         step("setresuid 0 in the user namespace", sys::setresuid(0))?;
