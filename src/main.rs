@@ -19,12 +19,18 @@ use clap::Parser;
 use cli::{Cli, Command};
 use std::path::PathBuf;
 
-fn default_root() -> PathBuf {
+/// runc's rule: /run/berth for real root; $XDG_RUNTIME_DIR/berth for an unprivileged user, and
+/// for uid 0 inside a user namespace when XDG_RUNTIME_DIR is set (rootless engines).
+fn default_root(userns: bool) -> PathBuf {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
     if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/berth");
+        return match xdg {
+            Some(d) if userns => PathBuf::from(d).join("berth"),
+            _ => PathBuf::from("/run/berth"),
+        };
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
+    match xdg {
+        Some(d) => PathBuf::from(d).join("berth"),
         _ => PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid())),
     }
 }
@@ -36,15 +42,16 @@ fn print_version() {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    // runc: "auto" (the default) means rootless when not running as root.
+    // runc: "auto" (the default) means rootless when not root, or root of a user namespace.
+    let userns = namespaces::running_in_userns();
     let rootless = match cli.rootless.as_deref().unwrap_or("auto") {
-        "auto" => !nix::unistd::geteuid().is_root(),
+        "auto" => !nix::unistd::geteuid().is_root() || userns,
         "true" => true,
         "false" => false,
         other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
     };
     let g = commands::Global {
-        root: cli.root.map(PathBuf::from).unwrap_or_else(default_root),
+        root: cli.root.map(PathBuf::from).unwrap_or_else(|| default_root(userns)),
         rootless,
         systemd_cgroup: cli.systemd_cgroup,
         cgroup_manager: cli.cgroup_manager,

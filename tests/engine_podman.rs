@@ -130,11 +130,7 @@ impl Drop for Podman {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.join("storage"))
-            .stderr(Stdio::null())
-            .status();
+        unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -196,8 +192,12 @@ fn podman_detached_lifecycle_exec_logs_stop_kill_rm() {
     ]);
     assert_eq!((c, out.as_str()), (0, "1000\n/tmp\ny\n"), "{err}");
     assert_eq!(p.out(&["exec", &n, "sh", "-c", "exit 9"]).0, 9);
-    let (_, out, _) = p.out(&["logs", &n]);
-    assert_eq!(out, "started\n");
+    // conmon writes the log asynchronously.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p.out(&["logs", &n]).1 != "started\n" {
+        assert!(std::time::Instant::now() < deadline, "logs: {:?}", p.out(&["logs", &n]));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let (_, out, _) = p.out(&["top", &n, "pid", "args"]);
     assert!(out.contains("sleep 1000"), "{out}");
     let (c, _, err) = p.out(&["stop", "-t", "1", &n]);

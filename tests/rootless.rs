@@ -200,3 +200,103 @@ fn root_with_user_namespace_and_host_network() {
     assert_eq!(lines[3], "0");
     env.assert_gone(&id);
 }
+
+#[test]
+fn rootless_podman_with_berth() {
+    require_root!();
+    let Some((uid, gid, _, _)) = test_user() else { return };
+    if std::process::Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("skipped: needs podman");
+        return;
+    }
+    let env = Env::new(&["true"]);
+    let home = env.dir.join("home");
+    let xdg = env.dir.join("xdg");
+    std::fs::create_dir_all(home.join(".config/containers")).unwrap();
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::write(
+        home.join(".config/containers/containers.conf"),
+        format!(
+            "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             runtime_supports_json = [\"crun\", \"runc\", \"berth\"]\n[engine.runtimes]\nberth = [\"{BERTH}\"]\n"
+        ),
+    )
+    .unwrap();
+    let tar = env.dir.join("bb.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(env.rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chown_tree(&env.dir, uid, gid);
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let podman = |args: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        let o = std::process::Command::new("podman")
+            .args(args)
+            .current_dir(&home)
+            .env_clear()
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .uid(uid)
+            .gid(gid)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (c, _, err) = podman(&["import", tar.to_str().unwrap(), "localhost/bb:latest"]);
+    assert_eq!(c, 0, "{err}");
+    let base = [
+        "--runtime",
+        "berth",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "localhost/bb",
+    ];
+    let (c, out, err) = podman(&[&base[..], &["sh", "-c", "id -u; cat /proc/self/uid_map"]].concat());
+    assert_eq!(c, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().nth(1),
+        Some(uid.to_string().as_str()),
+        "container root is the user: {out}"
+    );
+    assert_eq!(podman(&[&base[..], &["sh", "-c", "exit 6"]].concat()).0, 6);
+    let (c, _, err) = podman(&[
+        "--runtime",
+        "berth",
+        "run",
+        "-d",
+        "--name",
+        "rl",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "localhost/bb",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let (c, out, err) = podman(&["--runtime", "berth", "exec", "rl", "sh", "-c", "echo in-exec"]);
+    assert_eq!((c, out.as_str()), (0, "in-exec\n"), "{err}");
+    assert_eq!(podman(&["--runtime", "berth", "stop", "-t", "1", "rl"]).0, 0);
+    assert_eq!(podman(&["--runtime", "berth", "rm", "-f", "rl"]).0, 0);
+    let _ = podman(&["system", "reset", "-f"]);
+    unmount_under(&env.dir);
+}

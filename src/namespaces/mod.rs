@@ -95,6 +95,13 @@ pub fn plan(linux: &Linux) -> Result<NsPlan> {
     })
 }
 
+/// Not the initial user namespace (e.g. inside rootless podman, where berth runs as uid 0 of
+/// the user's namespace): the initial one maps all 2^32 ids.
+pub fn running_in_userns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 /// Is `map` the one line "N <id> 1" an unprivileged process may write for itself?
 pub fn is_single_own(map: &str, id: u32) -> bool {
     let lines: Vec<Vec<&str>> = map.lines().map(|l| l.split_whitespace().collect()).collect();

@@ -127,7 +127,9 @@ impl Plan {
             .iter()
             .any(|j| j.flag == libc::CLONE_NEWPID || j.flag == CLONE_NEWTIME);
         let fork_after = !fast && (unshare_flags & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0 || joins_pid_or_time);
-        let userns = has(LinuxNamespaceType::User);
+        // Either the container gets a user namespace or berth already runs in one (rootless
+        // engines): both forbid mknod and some filesystem mounts.
+        let userns = has(LinuxNamespaceType::User) || namespaces::running_in_userns();
         let become_root =
             ns.new & libc::CLONE_NEWUSER != 0 && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0"));
         let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;

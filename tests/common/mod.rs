@@ -297,3 +297,19 @@ pub fn cc_static(src: &str, out: &Path) -> Option<()> {
     let _ = std::fs::remove_dir_all(&dir);
     st.ok().filter(|s| s.success()).map(drop)
 }
+
+/// Unmount every mount at or below `dir` (deepest first), as engines leave overlay and shm
+/// mounts in their private state directories.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}

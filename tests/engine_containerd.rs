@@ -1,0 +1,218 @@
+//! containerd with berth as the runc binary of its runc v2 shim (`ctr run --runc-binary`), a
+//! private daemon per test process and an image built from a local busybox rootfs.
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Containerd {
+    dir: PathBuf,
+    daemon: Child,
+}
+
+impl Containerd {
+    fn new() -> Option<Containerd> {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return None;
+        }
+        for tool in ["containerd", "ctr", "podman"] {
+            if Command::new(tool).arg("--version").output().is_err() {
+                eprintln!("skipped: needs {tool} (the image archive is made with podman)");
+                return None;
+            }
+        }
+        let dir = PathBuf::from(format!(
+            "/tmp/bc{}-{}",
+            std::process::id(),
+            unique("c").rsplit('-').next().unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n[grpc]\n  address = \"{d}/sock\"\n\
+                 [ttrpc]\n  address = \"{d}/sock.ttrpc\"\n[debug]\n  address = \"{d}/debug.sock\"\n\
+                 [metrics]\n  address = \"\"\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Containerd { dir, daemon };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.out(&["version"]).0 != 0 {
+            assert!(Instant::now() < deadline, "containerd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c.import_image();
+        Some(c)
+    }
+
+    /// A docker-archive of a busybox rootfs, made with a throwaway podman store.
+    fn import_image(&self) {
+        let rootfs = self.dir.join("image");
+        make_rootfs(&rootfs);
+        let store = self.dir.join("pstore");
+        std::fs::create_dir_all(&store).unwrap();
+        // Private locks and temp dir: other tests run podman at the same time.
+        let conf = store.join("containers.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[engine]\nlock_type = \"file\"\ntmp_dir = \"{}/tmp\"\n",
+                store.display()
+            ),
+        )
+        .unwrap();
+        let podman = |args: &[&str]| {
+            let mut c = Command::new("podman");
+            c.env("CONTAINERS_CONF", &conf)
+                .arg("--root")
+                .arg(store.join("root"))
+                .arg("--runroot")
+                .arg(store.join("run"))
+                .args(args);
+            c
+        };
+        let mut tar = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let st = podman(&["import", "-", "localhost/berth-bb:latest"])
+            .stdin(tar.stdout.take().unwrap())
+            .stdout(Stdio::null())
+            .status();
+        assert!(tar.wait().unwrap().success() && st.unwrap().success());
+        let archive = self.dir.join("bb.tar");
+        let st = podman(&[
+            "save",
+            "--format",
+            "docker-archive",
+            "-o",
+            archive.to_str().unwrap(),
+            "localhost/berth-bb:latest",
+        ])
+        .stdout(Stdio::null())
+        .status();
+        assert!(st.unwrap().success(), "podman save");
+        let _ = podman(&["system", "reset", "-f"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        unmount_under(&self.dir);
+        let (c, _, err) = self.out(&["images", "import", archive.to_str().unwrap()]);
+        assert_eq!(c, 0, "ctr images import: {err}");
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("-a")
+            .arg(self.dir.join("sock"))
+            .args(["-n", "berth-test"])
+            .args(args);
+        c
+    }
+
+    fn out(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.cmd(args).stdin(Stdio::null()).output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm", "--runc-binary", BERTH];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["localhost/berth-bb:latest", id]);
+        args.extend_from_slice(cmd);
+        self.out(&args)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let (_, tasks, _) = self.out(&["tasks", "ls", "-q"]);
+        for t in tasks.split_whitespace() {
+            let _ = self.out(&["tasks", "kill", "-s", "SIGKILL", t]);
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = self.out(&["tasks", "delete", "-f", t]);
+        }
+        let (_, cs, _) = self.out(&["containers", "ls", "-q"]);
+        for c in cs.split_whitespace() {
+            let _ = self.out(&["containers", "delete", c]);
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        unmount_under(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // The shim's runc root for our namespace.
+        let _ = std::fs::remove_dir("/run/containerd/runc/berth-test");
+    }
+}
+
+#[test]
+fn containerd_runs_berth_through_the_runc_shim() {
+    let Some(c) = Containerd::new() else { return };
+    let (code, out, err) = c.run(&[], "echo", &["echo", "hello from containerd"]);
+    assert_eq!((code, out.as_str()), (0, "hello from containerd\n"), "{err}");
+    let (code, _, _) = c.run(&[], "exit", &["sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    let (code, out, err) = c.run(
+        &["--env", "FOO=bar", "--cwd", "/tmp"],
+        "env",
+        &["sh", "-c", "echo $FOO; pwd"],
+    );
+    assert_eq!((code, out.as_str()), (0, "bar\n/tmp\n"), "{err}");
+}
+
+#[test]
+fn containerd_detached_task_exec_kill() {
+    let Some(c) = Containerd::new() else { return };
+    let (code, _, err) = c.out(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BERTH,
+        "localhost/berth-bb:latest",
+        "bg",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = c.out(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        "bg",
+        "sh",
+        "-c",
+        "echo in-task; exit 3",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "in-task\n");
+    let (code, _, err) = c.out(&["tasks", "kill", "-s", "SIGKILL", "bg"]);
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.out(&["tasks", "ls"]).1.contains("STOPPED") {
+        assert!(Instant::now() < deadline, "task did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, err) = c.out(&["tasks", "delete", "bg"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(c.out(&["containers", "delete", "bg"]).0, 0);
+}
