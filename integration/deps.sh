@@ -2,7 +2,7 @@
 # Install what berth's build, demo and tests need on a fresh Debian bookworm machine.
 # Quick when everything is already there (no apt-get call at all).
 set -euo pipefail
-PKGS=(busybox-static libseccomp-dev pkg-config jq uidmap bsdutils podman conmon catatonit netavark docker.io containerd tini)
+PKGS=(busybox-static libseccomp-dev pkg-config jq uidmap bsdutils podman conmon catatonit netavark docker.io containerd tini gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

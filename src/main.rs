@@ -12,6 +12,7 @@ mod log;
 mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;
 mod sys;
 mod timefmt;
 

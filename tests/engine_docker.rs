@@ -107,16 +107,12 @@ impl Docker {
 
     fn run(&self, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
         let mut args = vec!["run", "--rm", "--runtime", "berth", "--network", "none"];
-        args.extend_from_slice(SECCOMP);
         args.extend_from_slice(extra);
         args.push("berth-bb");
         args.extend_from_slice(cmd);
         self.out(&args)
     }
 }
-
-/// berth has no seccomp support yet: Docker's default profile is turned off explicitly.
-const SECCOMP: &[&str] = &["--security-opt", "seccomp=unconfined"];
 
 impl Drop for Docker {
     fn drop(&mut self) {
@@ -182,8 +178,6 @@ fn docker_run_with_berth() {
             "berth",
             "--network",
             "none",
-            SECCOMP[0],
-            SECCOMP[1],
             "berth-bb",
             "cat",
         ])
@@ -203,7 +197,6 @@ fn docker_run_with_berth() {
 fn docker_detached_exec_logs_stop_rm() {
     let Some(d) = Docker::new() else { return };
     let mut args = vec!["run", "-d", "--name", "life", "--runtime", "berth", "--network", "none"];
-    args.extend_from_slice(SECCOMP);
     args.extend_from_slice(&["berth-bb", "sh", "-c", "echo started; exec sleep 1000"]);
     let (c, _, err) = d.out(&args);
     assert_eq!(c, 0, "{err}");
@@ -280,7 +273,6 @@ fn docker_limits_pause_update() {
         "--memory",
         "64m",
     ];
-    args.extend_from_slice(SECCOMP);
     args.extend_from_slice(&["berth-bb", "sleep", "1000"]);
     assert_eq!(d.out(&args).0, 0);
     let (c, _, err) = d.out(&["pause", "lim"]);

@@ -256,17 +256,7 @@ fn rootless_podman_with_berth() {
     };
     let (c, _, err) = podman(&["import", tar.to_str().unwrap(), "localhost/bb:latest"]);
     assert_eq!(c, 0, "{err}");
-    let base = [
-        "--runtime",
-        "berth",
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--security-opt",
-        "seccomp=unconfined",
-        "localhost/bb",
-    ];
+    let base = ["--runtime", "berth", "run", "--rm", "--network", "none", "localhost/bb"];
     let (c, out, err) = podman(&[&base[..], &["sh", "-c", "id -u; cat /proc/self/uid_map"]].concat());
     assert_eq!(c, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -286,8 +276,6 @@ fn rootless_podman_with_berth() {
         "rl",
         "--network",
         "none",
-        "--security-opt",
-        "seccomp=unconfined",
         "localhost/bb",
         "sleep",
         "1000",

@@ -91,14 +91,11 @@ fn foreground_run_relays_the_terminal() {
     let id = env.id("relay");
     let b = env.bundle.to_string_lossy().into_owned();
     let inner = format!("{BERTH} --root {} run -b {b} {id}", env.root.display());
-    let mut c = std::process::Command::new("script");
-    c.args(["-qec", &inner, "/dev/null"]);
-    let o = c.stdin(std::process::Stdio::null()).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let (code, out) = in_terminal(&inner);
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("stdin-is-tty"), "{out}");
     // script(1) reports the command's exit code.
-    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert_eq!(code, Some(3), "{out}");
     env.assert_gone(&id);
 }
 
@@ -110,14 +107,9 @@ fn exec_with_a_terminal() {
     let b = env.bundle.to_string_lossy().into_owned();
     env.berth(&["run", "-d", "-b", &b, &id]).ok();
     let inner = format!("{BERTH} --root {} exec -t {id} sh -c 'tty; exit 4'", env.root.display());
-    let o = std::process::Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let (code, out) = in_terminal(&inner);
     assert!(out.contains("/dev/pts/"), "{out}");
-    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert_eq!(code, Some(4), "{out}");
 }
 
 #[test]

@@ -18,6 +18,8 @@ pub mod v2;
 pub use detect::{hierarchies, plan_paths};
 pub use resources::apply_resources;
 
+pub mod devices;
+
 use crate::container::state::CgroupState;
 use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};

@@ -73,11 +73,9 @@ fn apply_with_devices(cg: &CgroupState, r: &LinuxResources, update: bool, device
     super::v1::apply(&dirs, r, update)
 }
 
-/// The v1 device allowlist (devices.allow / devices.deny). The writer itself lives in
-/// devices.rs (branch `security`); this is its one call site, replaced at merge time.
+/// The v1 device allowlist (devices.allow / devices.deny), written by devices.rs.
 pub fn apply_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    let _ = (dir, rules);
-    Ok(())
+    super::devices::apply_v1(dir, &super::devices::from_resources(rules)?)
 }
 
 pub fn warn(msg: &str) {

@@ -55,6 +55,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     crate::container::state::validate_id(id)?;
     let use_cgroups = g.use_cgroups()?;
     let b = bundle::load(&opts.bundle)?;
+    let device_rules = crate::cgroups::devices::rules(&b.spec)?;
     let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     check_terminal(terminal, opts.console_socket.is_some(), foreground)?;
     let mut container = Container::create(&g.root, id)?;
@@ -108,6 +109,14 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         container.save()?;
     }
     crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
+    if let Some(cg) = &cleanup.cgroup {
+        // Deny-all plus the device allowlist and the config's own nodes (after the resources, so
+        // this full list is what stays) before the init exists: it is placed in the cgroup
+        // before it may act, so no process of the container ever sees a host disk.
+        if let Some(d) = crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
+            crate::cgroups::devices::apply_v1(&d, &device_rules)?;
+        }
+    }
     let fifo = if mode == Mode::Create {
         Some(make_fifo(&container)?)
     } else {

@@ -29,7 +29,7 @@ pub fn load(arg: &str) -> Result<Bundle> {
         std::io::ErrorKind::NotFound => anyhow!("JSON specification file config.json not found"),
         _ => anyhow!("read {}: {e}", path.display()),
     })?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(|e| anyhow!("parse config.json: {e}"))?;
+    let spec: Spec = serde_json::from_slice(&data).map_err(parse_error)?;
     let root = spec
         .root()
         .as_ref()
@@ -42,6 +42,18 @@ pub fn load(arg: &str) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
+}
+
+/// oci-spec parses capability names into an enum: say which name is unknown, in our words.
+fn parse_error(e: serde_json::Error) -> anyhow::Error {
+    let m = e.to_string();
+    match m
+        .strip_prefix("no variant for ")
+        .and_then(|r| r.split_whitespace().next())
+    {
+        Some(cap) if cap.starts_with("CAP_") => anyhow!("process.capabilities: unknown capability {cap:?}"),
+        _ => anyhow!("parse config.json: {m}"),
+    }
 }
 
 fn ns_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
@@ -153,8 +165,8 @@ fn validate(spec: &Spec) -> Result<()> {
             bail!("linux.cgroupsPath {s:?}: the systemd cgroup driver is not supported yet");
         }
     }
-    if linux.seccomp().is_some() {
-        bail!("linux.seccomp: seccomp is not supported yet");
+    if let Some(s) = linux.seccomp() {
+        crate::seccomp::validate(s)?;
     }
     for m in spec.mounts().as_ref().into_iter().flatten() {
         let d = m.destination();
@@ -164,6 +176,12 @@ fn validate(spec: &Spec) -> Result<()> {
         crate::rootfs::check_destination(d)?;
     }
     crate::process::caps::validate(process)?;
+    crate::process::lsm::plan(
+        process.apparmor_profile(),
+        process.selinux_label(),
+        linux.mount_label(),
+        crate::process::lsm::detect(),
+    )?;
     crate::process::rlimits::validate(process)?;
     Ok(())
 }

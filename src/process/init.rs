@@ -89,7 +89,12 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
                 sync.send(&Msg::Pid(pid))?;
                 sys::exit_now(0);
             }
-            None => step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?,
+            None => {
+                step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+                // The intermediate's Pid and our own messages share the socket: wait until the
+                // parent has our pid, or a fast Ready could overtake it.
+                sync.expect(Msg::PidSeen)?;
+            }
         }
     }
     if plan.new_cgroupns {
@@ -158,6 +163,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         tty = Some(peer);
     }
     super::rlimits::apply(&plan.rlimits)?;
+    if !plan.no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
+        // drop (runc's standard_init_linux.go order).
+        load_seccomp(plan, sync)?;
+    }
     super::caps::drop_bounding(&plan.caps)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
     match sys::setgroups(&plan.groups) {
@@ -182,7 +192,19 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     step("mark fds close-on-exec", sys::cloexec_from(3 + plan.preserve_fds))?;
     // Resolved now, so a missing binary fails `create`, not `start` (as runc).
     let path = lookup(plan)?;
+    if let Some(me) = plan.self_exe {
+        use std::os::unix::ffi::OsStrExt;
+        super::exe_guard::check(std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes())), me)?;
+    }
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    // The exec attribute only labels the next execve, which is the container's process; it is
+    // written before the filter so profiles need not allow berth's procfs write.
+    super::lsm::apply(&plan.lsm)?;
+    if plan.no_new_privs {
+        // As late as possible, so profiles need not allow berth's own setup syscalls; still
+        // before Ready, so a notify listener fd reaches the agent during create (as runc).
+        load_seccomp(plan, sync)?;
+    }
     sync.send(&Msg::Ready)?;
 
     match plan.mode {
@@ -208,6 +230,16 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         )?;
     }
     exec(plan, &path)
+}
+
+fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {
+    let Some(s) = &plan.seccomp else { return Ok(()) };
+    let listener = step("load seccomp filter", sys::seccomp_filter(&s.program, s.flags))?;
+    if let Some(fd) = listener {
+        // Our copy closes when `fd` drops: the container process must not hold its own listener.
+        sync.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+    }
+    Ok(())
 }
 
 fn enter_cwd(plan: &Plan) -> Result<()> {

@@ -4,7 +4,9 @@
 
 pub mod caps;
 pub mod console;
+pub mod exe_guard;
 pub mod init;
+pub mod lsm;
 pub mod rlimits;
 pub mod spawn;
 pub mod sync;
@@ -70,6 +72,14 @@ pub struct Plan {
     pub session_keyring: Option<CString>,
     /// The state-dir lock fd, closed first thing in the child.
     pub lock_fd: Option<std::os::fd::RawFd>,
+    /// The BPF program, compiled here so libseccomp never runs in the child.
+    pub seccomp: Option<crate::seccomp::Compiled>,
+    /// AppArmor profile / SELinux label for the container's process.
+    pub lsm: lsm::LsmPlan,
+    /// st_dev/st_ino of berth's binary: the final exec must not reach it (CVE-2019-5736).
+    pub self_exe: Option<(u64, u64)>,
+    /// Where the parent sends the SCMP_ACT_NOTIFY listener fd.
+    pub seccomp_listener: Option<crate::seccomp::notify::Listener>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -126,7 +136,13 @@ impl Plan {
             && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0")))
             || ns.joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER);
         let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
-        let rootfs = if i.exec {
+        let lsm = lsm::plan(
+            process.apparmor_profile(),
+            process.selinux_label(),
+            linux.mount_label(),
+            lsm::detect(),
+        )?;
+        let mut rootfs = if i.exec {
             None
         } else {
             Some(RootfsPlan::build(
@@ -139,6 +155,9 @@ impl Plan {
                 i.cgroup_paths,
             )?)
         };
+        if let Some(r) = rootfs.as_mut() {
+            lsm::label_mounts(&mut r.mounts, linux.mount_label());
+        }
         let user = process.user();
         let mut env = Vec::new();
         let mut path_env = None;
@@ -155,6 +174,7 @@ impl Plan {
             .map(|a| cstr(a))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| anyhow!("process.args: {e}"))?;
+        let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle)?;
         let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
         sysctls.sort();
         Ok(Plan {
@@ -200,6 +220,10 @@ impl Plan {
             fifo: i.fifo,
             oom_score_adj: process.oom_score_adj(),
             lock_fd: i.lock_fd,
+            seccomp,
+            seccomp_listener,
+            self_exe: exe_guard::self_id(),
+            lsm,
             session_keyring: if i.no_new_keyring {
                 None
             } else {
@@ -272,6 +296,12 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
             Some(Msg::Console) => {
                 console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);
             }
+            Some(Msg::SeccompFd) => {
+                let (Some(fd), Some(l)) = (fd, &plan.seccomp_listener) else {
+                    bail!("sync: seccomp listener fd without a listener configured");
+                };
+                crate::seccomp::notify::send_to_agent(l, init_pid, std::os::fd::AsFd::as_fd(&fd))?;
+            }
             Some(Msg::MapRequest) => {
                 namespaces::write_maps(pid, &plan.ns)?;
                 ours.send(&Msg::MapDone)?;
@@ -281,6 +311,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
                 guard.push(p);
                 // The intermediate exits right after sending the pid.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                ours.send(&Msg::PidSeen)?;
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(_, m)) => bail!("{m}"),

@@ -8,9 +8,11 @@
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
+//! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
 //! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
 //! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
 //! | 4"| parent → child | `HooksDone(state)` | the state JSON the child's createContainer/startContainer hooks read |
+//! | 4‴| child → parent | `SeccompFd` + fd   | only with SCMP_ACT_NOTIFY: the listener fd (SCM_RIGHTS) right after the filter is loaded; the parent passes it to the agent at listenerPath |
 //! | 5 | child → parent | `Ready`            | the container is set up and waits for start                 |
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
 //! | 6 | parent → child | `Committed`        | create: state written; child drops pdeathsig, closes its end (parent sees EOF) |
@@ -33,6 +35,8 @@ pub enum Msg {
     Console,
     Hooks,
     HooksDone(String),
+    SeccompFd,
+    PidSeen,
 }
 
 impl Msg {
@@ -49,6 +53,8 @@ impl Msg {
             Msg::Console => (9, 0, ""),
             Msg::Hooks => (10, 0, ""),
             Msg::HooksDone(s) => (11, 0, s.as_str()),
+            Msg::SeccompFd => (12, 0, ""),
+            Msg::PidSeen => (13, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -74,6 +80,8 @@ impl Msg {
             9 => Msg::Console,
             10 => Msg::Hooks,
             11 => Msg::HooksDone(String::from_utf8_lossy(&b[5..]).into_owned()),
+            12 => Msg::SeccompFd,
+            13 => Msg::PidSeen,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -184,6 +192,7 @@ fn recv_with_fd(sock: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<(usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn messages_round_trip() {
@@ -197,6 +206,11 @@ mod tests {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        a.send_fd(&Msg::SeccompFd, r.as_fd()).unwrap();
+        let (m, fd) = b.recv_fd().unwrap().unwrap();
+        assert_eq!(m, Msg::SeccompFd);
+        assert!(fd.is_some());
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

@@ -291,6 +291,31 @@ pub fn lock_exclusive(fd: BorrowedFd) -> nix::Result<()> {
     }
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with a program compiled in the parent.
+/// Returns the notify listener fd when `flags` has SECCOMP_FILTER_FLAG_NEW_LISTENER.
+pub fn seccomp_filter(prog: &[libc::sock_filter], flags: libc::c_ulong) -> nix::Result<Option<OwnedFd>> {
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: fprog points at `prog`, which outlives the call; the kernel copies the program.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    let fd = Errno::result(ret)?;
+    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER the kernel returned a new fd that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+}
+
 /// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).
 pub fn adopt(raw: RawFd) -> OwnedFd {
     // SAFETY: the fd came from a received SCM_RIGHTS message; nothing else owns it.
@@ -359,4 +384,19 @@ pub fn dup_onto(fd: BorrowedFd, target: RawFd) -> nix::Result<()> {
     // SAFETY: dup2 onto 0..2 replaces our stdio; we own the source fd for the call.
     let r = unsafe { libc::dup2(fd.as_raw_fd(), target) };
     Errno::result(r).map(drop)
+}
+
+/// Whether the kernel knows a SECCOMP_FILTER_FLAG_* bit: with a NULL program it answers
+/// EFAULT for known flags and EINVAL for unknown ones (runc's probe).
+pub fn seccomp_flag_supported(flags: libc::c_ulong) -> bool {
+    // SAFETY: a NULL program is never dereferenced successfully; the kernel returns EFAULT.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    ret < 0 && Errno::last() == Errno::EFAULT
 }

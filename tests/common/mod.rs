@@ -67,7 +67,7 @@ pub struct Env {
     ids: std::cell::RefCell<Vec<String>>,
 }
 
-fn run_with_timeout(mut cmd: Command, secs: u64, stdin: Option<&[u8]>) -> Output {
+pub fn run_with_timeout(mut cmd: Command, secs: u64, stdin: Option<&[u8]>) -> Output {
     let tmp = std::env::temp_dir().join(unique("berth-out"));
     std::fs::create_dir_all(&tmp).unwrap();
     // Files, not pipes: a created container inherits our stdio and would hold a pipe open.
@@ -282,6 +282,23 @@ impl Drop for Env {
     }
 }
 
+/// Compile a small C program statically (for probes run inside a container). None without gcc.
+pub fn cc_static(src: &str, out: &Path) -> Option<()> {
+    let dir = std::env::temp_dir().join(unique("berth-cc"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let c = dir.join("p.c");
+    std::fs::write(&c, src).ok()?;
+    let st = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(out)
+        .arg(&c)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    st.ok().filter(|s| s.success()).map(drop)
+}
+
 /// Unmount every mount at or below `dir` (deepest first), as engines leave overlay and shm
 /// mounts in their private state directories.
 pub fn unmount_under(dir: &Path) {
@@ -296,4 +313,22 @@ pub fn unmount_under(dir: &Path) {
     for p in points {
         let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
     }
+}
+
+/// Run `cmd` under script(1) so it gets a terminal. script's own stdin stays open (a pipe we
+/// hold) until the command is done: EOF on it would end the session early. Returns (exit, output).
+pub fn in_terminal(cmd: &str) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from bsdutils");
+    let keep = child.stdin.take();
+    let mut out = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let st = child.wait().unwrap();
+    drop(keep);
+    (st.code(), out)
 }

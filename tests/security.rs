@@ -1,0 +1,406 @@
+//! Immunity tests: each one really attacks the berth binary with a hostile image or config and
+//! then checks the host (files, mounts, the binary itself). SECURITY.md maps them to CVEs.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Host mount points at or under `p`, from our own mountinfo (the host's namespace).
+fn host_mounts_under(p: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = p.to_string_lossy().into_owned();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| *m == p || m.starts_with(&format!("{p}/")))
+        .collect()
+}
+
+/// A fresh empty directory on the host, outside every bundle.
+fn host_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn assert_untouched(d: &Path) {
+    let left: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "created on the host: {left:?}");
+    assert!(host_mounts_under(d).is_empty(), "host mounts under {}", d.display());
+}
+
+fn drop_mounts(env: &mut Env, pred: impl Fn(&str) -> bool) {
+    let mounts = env.config["mounts"].as_array().unwrap().clone();
+    let kept: Vec<Value> = mounts
+        .into_iter()
+        .filter(|m| !pred(m["destination"].as_str().unwrap()))
+        .collect();
+    env.config["mounts"] = json!(kept);
+}
+
+fn file_hash(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn cve_2019_5736_self_exe_entrypoints_are_refused() {
+    require_root!();
+    let mut env = Env::new(&["/entry.sh"]);
+    // Run a copy of berth, so a failed defence cannot break the build's binary.
+    let copy = env.dir.join("berth-copy");
+    std::fs::copy(BERTH, &copy).unwrap();
+    let before = file_hash(&copy);
+    let r = env.rootfs();
+    std::fs::write(r.join("entry.sh"), "#!/proc/self/exe\n").unwrap();
+    std::fs::write(r.join("a.sh"), "#!/b.sh\n").unwrap();
+    std::fs::write(r.join("b.sh"), "#!/proc/self/exe --version\n").unwrap();
+    for f in ["entry.sh", "a.sh", "b.sh"] {
+        std::fs::set_permissions(r.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::os::unix::fs::symlink("/proc/self/exe", r.join("bin/evil")).unwrap();
+    let b = env.bundle.to_string_lossy().into_owned();
+    for args in [vec!["/entry.sh"], vec!["/a.sh"], vec!["/proc/self/exe"], vec!["evil"]] {
+        env.config["process"]["args"] = json!(args);
+        env.save();
+        let id = env.id("exe");
+        // Inside: an attacker would now reopen /proc/1/exe for writing; it must never be berth.
+        let mut cmd = Command::new(&copy);
+        cmd.arg("--root").arg(&env.root).args(["run", "-b", &b, &id]);
+        let o = run_with_timeout(cmd, 30, None);
+        assert_ne!(o.code, 0, "{args:?} ran: {}", o.stdout);
+        assert!(o.stderr.contains("CVE-2019-5736"), "{args:?}: {}", o.stderr);
+        env.assert_gone(&id);
+    }
+    assert_eq!(file_hash(&copy), before, "berth's binary changed");
+}
+
+#[test]
+fn cve_2019_5736_a_waiting_init_is_unreachable_through_proc_exe() {
+    require_root!();
+    let waiting = Env::new(&["true"]);
+    let copy = waiting.dir.join("berth-copy");
+    std::fs::copy(BERTH, &copy).unwrap();
+    let before = file_hash(&copy);
+    let berth = |env: &Env, args: &[&str]| {
+        let mut cmd = Command::new(&copy);
+        cmd.arg("--root").arg(&env.root).args(args);
+        run_with_timeout(cmd, 30, None)
+    };
+    // A created container's init is berth's binary until `start`.
+    let a = waiting.id("exe-a");
+    let wb = waiting.bundle.to_string_lossy().into_owned();
+    berth(&waiting, &["create", "-b", &wb, &a]).ok();
+    let pid = waiting.state(&a)["pid"].as_i64().unwrap();
+    // The attacker shares the host pid namespace, so it sees that init in /proc.
+    let script = format!(
+        "cat /proc/{pid}/exe >/dev/null 2>&1 && echo READ; (exec 3</proc/{pid}/exe) 2>/dev/null && echo OPENED; \
+         echo pwned >> /proc/{pid}/exe 2>/dev/null && echo WROTE; true"
+    );
+    let mut attacker = Env::new(&["sh", "-c", &script]);
+    let ns: Vec<Value> = attacker.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    attacker.config["linux"]["namespaces"] = json!(ns);
+    attacker.save();
+    let b = attacker.id("exe-b");
+    let ab = attacker.bundle.to_string_lossy().into_owned();
+    let o = berth(&attacker, &["run", "-b", &ab, &b]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for bad in ["READ", "OPENED", "WROTE"] {
+        assert!(!o.stdout.contains(bad), "attacker {bad} berth's binary: {}", o.stdout);
+    }
+    berth(&waiting, &["start", &a]).ok();
+    waiting.wait_status(&a, "stopped");
+    assert_eq!(file_hash(&copy), before, "berth's binary changed");
+}
+
+#[test]
+fn lsm_labels_on_a_host_without_the_lsm_fail_create() {
+    require_root!();
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
+    let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+    for (key, value, enabled) in [
+        ("apparmorProfile", "berth-test", apparmor),
+        ("selinuxLabel", "system_u:system_r:container_t:s0", selinux),
+    ] {
+        if enabled {
+            eprintln!("skipped {key}: the host has this LSM");
+            continue;
+        }
+        let mut env = Env::new(&["true"]);
+        env.config["process"][key] = json!(value);
+        env.save();
+        let id = env.id("lsm");
+        let o = env.create(&id);
+        assert_ne!(o.code, 0, "{key} accepted");
+        assert!(o.stderr.contains("is not enabled on this host"), "{}", o.stderr);
+        env.assert_gone(&id);
+    }
+}
+
+#[test]
+fn cve_2024_21626_cwd_through_leaked_fds_never_reaches_the_host() {
+    require_root!();
+    for n in 3..12 {
+        let mut env = Env::new(&["sh", "-c", "pwd; ls -a"]);
+        env.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        env.save();
+        let id = env.id("cwd");
+        let o = env.run(&id);
+        if o.code == 0 {
+            assert!(!o.stdout.contains("unreachable"), "fd {n}: {}", o.stdout);
+            for host_only in ["config.json", "state.json", "exec.fifo", "cgroup.procs", "bundle"] {
+                assert!(!o.stdout.contains(host_only), "fd {n} reached the host: {}", o.stdout);
+            }
+        }
+        env.assert_gone(&id);
+    }
+}
+
+#[test]
+fn cve_2024_21626_no_fd_of_the_caller_leaks_into_the_container() {
+    require_root!();
+    let env = Env::new(&["ls", "/proc/self/fd"]);
+    // An inheritable fd in berth's caller (the test process), as a careless engine would leave.
+    let f = std::fs::File::open(&env.bundle).unwrap();
+    nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&f),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let id = env.id("fds");
+    let o = env.run(&id);
+    drop(f);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let fds: Vec<&str> = o.stdout.split_whitespace().collect();
+    // 0-2 plus the directory fd ls itself opened.
+    assert_eq!(fds, ["0", "1", "2", "3"], "{}", o.stdout);
+}
+
+#[test]
+fn cve_2019_16884_proc_symlink_to_a_host_path() {
+    require_root!();
+    let env = Env::new(&["sh", "-c", "grep -c . /proc/self/status >/dev/null; echo ok"]);
+    let host = host_dir("berth-hostproc");
+    let proc_dir = env.rootfs().join("proc");
+    std::fs::remove_dir(&proc_dir).unwrap();
+    std::os::unix::fs::symlink(&host, &proc_dir).unwrap();
+    let id = env.id("procsym");
+    let _ = env.run(&id);
+    env.assert_gone(&id);
+    assert_untouched(&host);
+    std::fs::remove_dir(&host).unwrap();
+}
+
+#[test]
+fn cve_2025_31133_masked_paths_never_use_the_image_dev_null() {
+    require_root!();
+    let mut env = Env::new(&[
+        "sh",
+        "-c",
+        "echo pwned > /proc/kcore; echo pwned > /proc/timer_list; stat -L -c %t:%T /proc/kcore",
+    ]);
+    // No /dev tmpfs: the image's own /dev is used, with a /dev/null that is a symlink.
+    drop_mounts(&mut env, |d| d == "/dev");
+    env.save();
+    let r = env.rootfs();
+    std::fs::write(r.join("secret"), "orig").unwrap();
+    std::os::unix::fs::symlink("/secret", r.join("dev/null")).unwrap();
+    let id = env.id("mask");
+    let o = env.run(&id);
+    assert_eq!(std::fs::read_to_string(r.join("secret")).unwrap(), "orig");
+    if o.code == 0 {
+        // The mask is the real null device (1:3).
+        assert!(o.stdout.contains("1:3"), "{}", o.stdout);
+    }
+    env.assert_gone(&id);
+}
+
+#[test]
+fn cve_2026_41579_dev_symlink_to_a_host_directory() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    drop_mounts(&mut env, |d| d == "/dev");
+    env.save();
+    let host = host_dir("berth-hostdev");
+    let dev = env.rootfs().join("dev");
+    std::fs::remove_dir(&dev).unwrap();
+    std::os::unix::fs::symlink(&host, &dev).unwrap();
+    let id = env.id("devsym");
+    let _ = env.run(&id);
+    env.assert_gone(&id);
+    assert_untouched(&host);
+    std::fs::remove_dir(&host).unwrap();
+}
+
+#[test]
+fn cve_2021_30465_mount_destinations_through_symlinks_stay_inside() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    let host = host_dir("berth-hostmnt");
+    let r = env.rootfs();
+    std::os::unix::fs::symlink(&host, r.join("abs")).unwrap();
+    let rel = format!("../../../../../../..{}", host.display());
+    std::os::unix::fs::symlink(&rel, r.join("rel")).unwrap();
+    // The same path inside the image: resolved in the root, both links must land there.
+    let twin = r.join(host.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&twin).unwrap();
+    let src = env.dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mounts = env.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/abs/x", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({"destination": "/rel", "type": "bind", "source": src, "options": ["rbind"]}));
+    mounts.push(json!({"destination": "/abs", "type": "tmpfs", "source": "tmpfs"}));
+    env.save();
+    let id = env.id("mntsym");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // The mountpoint for /abs/x was created inside the image, not on the host.
+    assert!(twin.join("x").is_dir());
+    env.assert_gone(&id);
+    assert_untouched(&host);
+    std::fs::remove_dir(&host).unwrap();
+}
+
+#[test]
+fn cve_2021_30465_rename_exchange_race_never_mounts_on_the_host() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    let host = host_dir("berth-hostrace");
+    let r = env.rootfs();
+    std::fs::create_dir_all(r.join("data")).unwrap();
+    std::os::unix::fs::symlink(&host, r.join("swap")).unwrap();
+    env.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data/m", "type": "tmpfs", "source": "tmpfs"}));
+    env.save();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (a, b) = (r.join("data"), r.join("swap"));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = nix::fcntl::renameat2(None, &a, None, &b, nix::fcntl::RenameFlags::RENAME_EXCHANGE);
+            }
+        })
+    };
+    for _ in 0..200 {
+        let id = env.id("race");
+        let _ = env.run(&id);
+        assert!(host_mounts_under(&host).is_empty(), "mounted on the host");
+        assert!(
+            std::fs::read_dir(&host).unwrap().next().is_none(),
+            "created on the host"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_untouched(&host);
+    std::fs::remove_dir(&host).unwrap();
+}
+
+const CHROOT_ESCAPE: &str = r#"#include <stdio.h>
+#include <unistd.h>
+#include <sys/stat.h>
+int main(int argc, char **argv) {
+    mkdir("/tmp/jail", 0755);
+    if (chroot("/tmp/jail") != 0) { perror("chroot"); }
+    for (int i = 0; i < 256; i++) chdir("..");
+    chroot(".");
+    puts(access(argv[1], F_OK) == 0 ? "ESCAPED" : "contained");
+    return 0;
+}
+"#;
+
+#[test]
+fn chroot_escape_after_pivot_root_sees_no_host_root() {
+    require_root!();
+    let marker = std::env::temp_dir().join(unique("berth-host-marker"));
+    std::fs::write(&marker, "host").unwrap();
+    let m = marker.to_string_lossy().into_owned();
+    let env = Env::new(&["/bin/escape", &m]);
+    if cc_static(CHROOT_ESCAPE, &env.rootfs().join("bin/escape")).is_none() {
+        eprintln!("skipped: needs gcc with static libc (apt-get install gcc libc6-dev)");
+        let _ = std::fs::remove_file(&marker);
+        return;
+    }
+    let id = env.id("chroot");
+    let o = env.run(&id);
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "contained");
+}
+
+/// major:minor of a real block device of this host (the disk berth runs on).
+fn host_disk() -> (u32, u32) {
+    for e in std::fs::read_dir("/sys/block").unwrap().filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("loop") || name.starts_with("ram") {
+            continue;
+        }
+        if let Ok(d) = std::fs::read_to_string(e.path().join("dev")) {
+            let (a, b) = d.trim().split_once(':').unwrap();
+            return (a.parse().unwrap(), b.parse().unwrap());
+        }
+    }
+    (8, 0)
+}
+
+#[test]
+fn mknod_of_a_host_disk_cannot_be_read() {
+    require_root!();
+    if !Path::new("/sys/fs/cgroup/devices").exists() {
+        eprintln!("skipped: needs the v1 devices controller");
+        return;
+    }
+    let (maj, min) = host_disk();
+    let script = format!("mknod /tmp/disk b {maj} {min}; head -c 512 /tmp/disk | wc -c; echo done");
+    let mut env = Env::new(&["sh", "-c", &script]);
+    env.config["process"]["capabilities"]["bounding"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("CAP_MKNOD"));
+    for set in ["effective", "permitted"] {
+        env.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    env.save();
+    let id = env.id("mknod");
+    let o = env.run(&id);
+    assert!(
+        o.stdout.starts_with("0\n"),
+        "read the host disk: {} {}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(o.stderr.contains("Operation not permitted"), "{}", o.stderr);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn ids_that_escape_the_root_are_refused_before_touching_disk() {
+    require_root!();
+    let env = Env::new(&["true"]);
+    let b = env.bundle.to_string_lossy().into_owned();
+    let long = "x".repeat(2000);
+    for id in ["../escape", "a/b", ".", "..", "x\ny", long.as_str(), "/abs", ""] {
+        let o = env.berth(&["create", "-b", &b, id]);
+        assert_ne!(o.code, 0, "{id:?} accepted");
+        assert!(o.stderr.contains("invalid container ID format"), "{id:?}: {}", o.stderr);
+    }
+    assert!(!env.dir.join("escape").exists());
+    assert!(!env.root.join("a").exists());
+    env.assert_root_empty();
+}
