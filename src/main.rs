@@ -10,6 +10,7 @@ mod fault;
 mod hooks;
 mod log;
 mod namespaces;
+mod notify;
 mod process;
 mod rootfs;
 mod seccomp;

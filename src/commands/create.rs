@@ -10,6 +10,16 @@ use anyhow::{anyhow, bail, Result};
 use nix::sys::signal::{SigSet, Signal};
 use std::os::fd::OwnedFd;
 
+/// sd_listen_fds(): how many fds (from 3) systemd-style socket activation passed to *this*
+/// process (LISTEN_PID must be our pid, as go-systemd's activation.Files checks).
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    match std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) if ours => n,
+        _ => 0,
+    }
+}
+
 /// Removes everything a failed create made (process, cgroups, state dir) unless disarmed.
 struct Cleanup {
     dir: Option<std::path::PathBuf>,
@@ -54,11 +64,27 @@ impl Made {
 fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -> Result<Made> {
     crate::container::state::validate_id(id)?;
     let use_cgroups = g.use_cgroups()?;
-    let b = bundle::load(&opts.bundle)?;
+    let mut b = bundle::load(&opts.bundle)?;
+    let listen = listen_fds();
+    if listen > 0 {
+        // Socket activation (runc): the listen fds reach the container at 3.. (ahead of
+        // --preserve-fds), and its init is pid 1 as far as sd_listen_fds() is concerned.
+        if let Some(p) = b.spec.process_mut() {
+            let mut env = p.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={listen}"));
+            env.push("LISTEN_PID=1".to_string());
+            p.set_env(Some(env));
+        }
+    }
     let device_rules = crate::cgroups::devices::rules(&b.spec)?;
     let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     check_terminal(terminal, opts.console_socket.is_some(), foreground)?;
     let mut container = Container::create(&g.root, id)?;
+    if let Some(host) = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty()) {
+        crate::notify::prepare(&container.dir, &mut b.spec)?;
+        container.state.notify_socket = Some(host);
+    }
     let mut cleanup = Cleanup {
         dir: Some(container.dir.clone()),
         cgroup: None,
@@ -128,7 +154,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         rootfs: &b.rootfs,
         mode,
         no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.preserve_fds + listen,
         fifo,
         cgroup_paths: &container.state.cgroup.paths,
         id,
@@ -233,6 +259,10 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     let old = crate::sys::block_signals(&set).map_err(|e| anyhow!("block signals: {e}"))?;
     let mut m = make(g, opts, id, Mode::Run, !detach)?;
     let master = hand_over_console(opts, &mut m)?;
+    let listener = match &m.container.state.notify_socket {
+        Some(host) => Some(crate::notify::listen(&m.container.dir, host)?),
+        None => None,
+    };
     m.launched.sync.send(&Msg::Start)?;
     match m.launched.sync.recv()? {
         None => {}
@@ -244,6 +274,17 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         .run_hooks("poststart", crate::container::state::Status::Running);
     m.container.unlock();
     let pid = m.launched.pid;
+    if let Some(l) = listener {
+        let alive = move || crate::container::state::proc_stat(pid).is_some_and(|(_, s)| s != 'Z');
+        if detach {
+            l.forward_ready(pid, alive)?;
+        } else {
+            // The foreground run waits for the process meanwhile; READY is relayed beside it.
+            std::thread::spawn(move || {
+                let _ = l.forward_ready(pid, alive);
+            });
+        }
+    }
     if detach {
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
         return Ok(0);

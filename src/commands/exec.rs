@@ -77,8 +77,12 @@ fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
         }
         p.set_capabilities(Some(caps));
     }
-    if e.apparmor.is_some() || e.process_label.is_some() {
-        bail!("AppArmor and SELinux labels are not supported yet");
+    // Applied (or refused when the host lacks the LSM) by the same code as create's labels.
+    if let Some(profile) = &e.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &e.process_label {
+        p.set_selinux_label(Some(label.clone()));
     }
     Ok(p)
 }

@@ -10,6 +10,10 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
         Status::Running => bail!("cannot start an already running container"),
         s => bail!("cannot start a container in the {} state", s.as_str()),
     }
+    let listener = match &c.state.notify_socket {
+        Some(host) => Some(crate::notify::listen(&c.dir, host)?),
+        None => None,
+    };
     let fifo = c.dir.join(FIFO);
     // Non-blocking: if the init died there is no reader and open fails with ENXIO at once.
     let fd = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| match e {
@@ -20,5 +24,9 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
     drop(fd);
     std::fs::remove_file(&fifo).map_err(|e| anyhow!("remove {}: {e}", fifo.display()))?;
     c.run_hooks("poststart", Status::Running);
+    if let Some(l) = listener {
+        // runc's start returns once the container is ready (sd_notify), or gone.
+        l.forward_ready(c.state.pid, || c.init_alive())?;
+    }
     Ok(0)
 }

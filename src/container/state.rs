@@ -53,6 +53,9 @@ pub struct State {
     /// The container has its own pid namespace: killing init kills everything.
     #[serde(default)]
     pub own_pidns: bool,
+    /// The caller's NOTIFY_SOCKET: `start` forwards the container's READY=1 there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_socket: Option<String>,
     /// poststart hooks run by `start`, poststop hooks by `delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
