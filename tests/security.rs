@@ -79,6 +79,56 @@ fn cve_2019_5736_self_exe_entrypoints_are_refused() {
     assert_eq!(file_hash(&copy), before, "berth's binary changed");
 }
 
+/// The stat chain cannot read an execute-only script (mode 0111; container root without
+/// CAP_DAC_OVERRIDE, as in runc's default spec), and a process already in a running container
+/// can swap a program between any check and the exec. The sealed trampoline the final exec goes
+/// through covers both: `/proc/self/exe` is never berth's binary when the kernel resolves it.
+#[test]
+fn cve_2019_5736_unreadable_self_exe_script_never_runs_berth() {
+    require_root!();
+    let mut env = Env::new(&["/entry"]);
+    let copy = env.dir.join("berth-copy");
+    std::fs::copy(BERTH, &copy).unwrap();
+    let before = file_hash(&copy);
+    let r = env.rootfs();
+    // "--version" makes a berth that runs inside the container print itself.
+    std::fs::write(r.join("entry"), "#!/proc/self/exe --version\n").unwrap();
+    std::fs::set_permissions(r.join("entry"), std::fs::Permissions::from_mode(0o111)).unwrap();
+    let b = env.bundle.to_string_lossy().into_owned();
+    for cmd_kind in ["run", "exec"] {
+        let id = env.id("exe-x");
+        let o = if cmd_kind == "run" {
+            let mut cmd = Command::new(&copy);
+            cmd.arg("--root").arg(&env.root).args(["run", "-b", &b, &id]);
+            run_with_timeout(cmd, 30, None)
+        } else {
+            env.config["process"]["args"] = json!(["sleep", "100"]);
+            env.save();
+            let mut cmd = Command::new(&copy);
+            cmd.arg("--root").arg(&env.root).args(["run", "-d", "-b", &b, &id]);
+            assert_eq!(run_with_timeout(cmd, 30, None).code, 0);
+            let mut cmd = Command::new(&copy);
+            cmd.arg("--root").arg(&env.root).args(["exec", &id, "/entry"]);
+            let o = run_with_timeout(cmd, 30, None);
+            env.config["process"]["args"] = json!(["/entry"]);
+            env.save();
+            o
+        };
+        assert!(
+            !o.stdout.contains("berth version") && !o.stderr.contains("berth"),
+            "{cmd_kind}: berth ran in the container: {} {}",
+            o.stdout,
+            o.stderr
+        );
+        assert_eq!(o.code, 127, "{cmd_kind}: {} {}", o.stdout, o.stderr);
+        let mut del = Command::new(&copy);
+        del.arg("--root").arg(&env.root).args(["delete", "-f", &id]);
+        run_with_timeout(del, 30, None);
+        env.assert_gone(&id);
+    }
+    assert_eq!(file_hash(&copy), before, "berth's binary changed");
+}
+
 #[test]
 fn cve_2019_5736_a_waiting_init_is_unreachable_through_proc_exe() {
     require_root!();

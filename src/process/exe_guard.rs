@@ -17,6 +17,23 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// st_dev/st_ino of the running berth binary (taken in the parent).
+/// The trampoline binary (src/process/trampoline.c, built by build.rs; empty where it cannot be).
+const TRAMPOLINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trampoline"));
+
+/// A sealed memfd with the trampoline, made in the parent: the child's last act is to exec it,
+/// so while the kernel resolves the container's program — including a `#!/proc/self/exe` that
+/// the stat chain below could not see (an unreadable, execute-only script; a swap between the
+/// check and the exec by a process already in the container) — the process's exe is this
+/// immutable copy and never berth's binary. Costs one memfd of ~4 KB per create.
+pub fn trampoline() -> Result<Option<std::os::fd::OwnedFd>> {
+    if TRAMPOLINE.is_empty() {
+        return Ok(None);
+    }
+    crate::sys::sealed_memfd(c"berth-exec", TRAMPOLINE)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("create exec trampoline memfd: {e}"))
+}
+
 pub fn self_id() -> Option<(u64, u64)> {
     std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino()))
 }

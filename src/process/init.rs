@@ -309,6 +309,23 @@ fn exec(plan: &Plan, path: &CString) -> Result<Infallible> {
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
+    if let Some(t) = &plan.trampoline {
+        // argv[0] of the trampoline is the program's path; the rest is the program's argv.
+        let mut targv: Vec<*const libc::c_char> = vec![path.as_ptr()];
+        targv.extend_from_slice(&argv);
+        let e = sys::execveat_fd(t.as_fd(), &targv, &envp);
+        // A seccomp profile may deny execveat: only then fall back to the plain exec below.
+        if !matches!(
+            e,
+            nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES
+        ) {
+            return Err(anyhow!(
+                "unable to start container process: exec {:?}: {}",
+                path,
+                crate::errtext::errno(e)
+            ));
+        }
+    }
     let e = sys::execve(path, &argv, &envp);
     Err(anyhow!(
         "unable to start container process: exec {:?}: {}",

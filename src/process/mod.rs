@@ -78,6 +78,8 @@ pub struct Plan {
     pub lsm: lsm::LsmPlan,
     /// st_dev/st_ino of berth's binary: the final exec must not reach it (CVE-2019-5736).
     pub self_exe: Option<(u64, u64)>,
+    /// The sealed exec trampoline (exe_guard.rs): the final exec goes through it.
+    pub trampoline: Option<OwnedFd>,
     /// Where the parent sends the SCMP_ACT_NOTIFY listener fd.
     pub seccomp_listener: Option<crate::seccomp::notify::Listener>,
 }
@@ -223,6 +225,7 @@ impl Plan {
             seccomp,
             seccomp_listener,
             self_exe: exe_guard::self_id(),
+            trampoline: exe_guard::trampoline()?,
             lsm,
             session_keyring: if i.no_new_keyring {
                 None

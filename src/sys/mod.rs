@@ -400,3 +400,45 @@ pub fn seccomp_flag_supported(flags: libc::c_ulong) -> bool {
     };
     ret < 0 && Errno::last() == Errno::EFAULT
 }
+
+/// A sealed, executable memfd holding `data`: nobody (the container included) can ever change
+/// its content. MFD_EXEC is required where vm.memfd_noexec is set and unknown before 6.3.
+pub fn sealed_memfd(name: &CStr, data: &[u8]) -> nix::Result<OwnedFd> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: plain syscall; name is NUL-terminated.
+    let mut ret = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags | MFD_EXEC) };
+    if ret < 0 && Errno::last() == Errno::EINVAL {
+        // SAFETY: as above, without MFD_EXEC for kernels before 6.3.
+        ret = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) };
+    }
+    let fd = Errno::result(ret)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = nix::unistd::write(&fd, rest)?;
+        rest = &rest[n..];
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl F_ADD_SEALS on an fd we own, integer argument.
+    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(fd)
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; returns only on failure.
+pub fn execveat_fd(fd: BorrowedFd, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    // SAFETY: both arrays are NULL-terminated arrays of pointers into CStrings the caller keeps
+    // alive; "" with AT_EMPTY_PATH executes the fd itself.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
+}
