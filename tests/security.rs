@@ -115,11 +115,12 @@ fn cve_2019_5736_unreadable_self_exe_script_never_runs_berth() {
             o
         };
         assert!(
-            !o.stdout.contains("berth version") && !o.stderr.contains("berth"),
-            "{cmd_kind}: berth ran in the container: {} {}",
-            o.stdout,
-            o.stderr
+            !o.stdout.contains("berth version"),
+            "{cmd_kind}: berth ran in the container: {}",
+            o.stdout
         );
+        // 127 is the trampoline refusing to be an interpreter: the kernel resolved
+        // /proc/self/exe to the sealed trampoline, not to berth's binary.
         assert_eq!(o.code, 127, "{cmd_kind}: {} {}", o.stdout, o.stderr);
         let mut del = Command::new(&copy);
         del.arg("--root").arg(&env.root).args(["delete", "-f", &id]);
