@@ -95,9 +95,16 @@ fn parse_visible(text: &str, visible: impl Fn(&Path, &str) -> bool) -> Vec<Hiera
     out
 }
 
+/// The host's cgroup hierarchies, read once per process: `create` needs them twice (cgroup
+/// paths, then the container's cgroup mounts) and zips the two lists, so both must come from
+/// the same reading; the parent's mount table does not change in between.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    static CACHE: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    if let Some(hs) = CACHE.get() {
+        return Ok(hs.clone());
+    }
     let text = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse_visible(&text, mounted_at))
+    Ok(CACHE.get_or_init(|| parse_visible(&text, mounted_at)).clone())
 }
 
 /// Whether the filesystem seen at `mountpoint` is the mount with device `dev` ("major:minor").
