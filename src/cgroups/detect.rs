@@ -34,7 +34,16 @@ fn unescape(s: &str) -> String {
 }
 
 /// Parse the cgroup mounts out of a mountinfo text.
+#[cfg(test)]
 pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+    parse_visible(text, |_, _| true)
+}
+
+/// Parse the cgroup mounts out of a mountinfo text, keeping only those `visible(mountpoint,
+/// "major:minor")` accepts: mountinfo still lists mounts that a later mount hides (e.g. a
+/// tmpfs mounted over /sys/fs/cgroup in a private mount namespace), and a hidden cgroup2
+/// `unified` must not be taken for a hierarchy.
+fn parse_visible(text: &str, visible: impl Fn(&Path, &str) -> bool) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -70,6 +79,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
             v2,
             controllers,
         };
+        if !visible(&h.mountpoint, l[2]) {
+            continue;
+        }
         // The same hierarchy may be mounted twice; the first mount wins.
         if !out.iter().any(|o| o.v2 == h.v2 && o.controllers == h.controllers) {
             out.push(h);
@@ -78,9 +90,21 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The host's cgroup hierarchies, read once per process (create consults them several times).
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    static CACHE: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    if let Some(hs) = CACHE.get() {
+        return Ok(hs.clone());
+    }
     let text = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text))
+    Ok(CACHE.get_or_init(|| parse_visible(&text, mounted_at)).clone())
+}
+
+/// Whether the filesystem seen at `mountpoint` is the mount with device `dev` ("major:minor").
+fn mounted_at(mountpoint: &Path, dev: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(mountpoint)
+        .is_ok_and(|m| format!("{}:{}", nix::sys::stat::major(m.dev()), nix::sys::stat::minor(m.dev())) == dev)
 }
 
 /// This process's cgroup in a hierarchy, from /proc/self/cgroup text.
@@ -153,6 +177,27 @@ mod tests {
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
     const OWN: &str = "9:cpu:/user/a\n8:memory:/user/a\n4:freezer:/\n1:name=systemd:/init.scope\n0::/init.scope\n";
+
+    #[test]
+    fn hidden_mounts_are_skipped() {
+        // cgview.sh's layout: the host's tmpfs and its cgroup2 `unified` are overmounted by a
+        // tmpfs holding only the v1 hierarchies.
+        let text = format!("{HYBRID}63 31 0:39 / /sys/fs/cgroup ro - tmpfs cgview rw\n66 63 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n");
+        let hs = parse_visible(&text, |_, dev| dev != "0:38");
+        assert!(hs.iter().all(|h| !h.v2));
+        assert_eq!(hs.len(), 4);
+        // The real check: /proc is the proc mount listed for it, not the root filesystem.
+        let proc_dev = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .filter(|f| f.len() > 4 && f[4] == "/proc")
+            .map(|f| f[2].to_string())
+            .next_back()
+            .unwrap();
+        assert!(mounted_at(Path::new("/proc"), &proc_dev));
+        assert!(!mounted_at(Path::new("/proc"), "0:0"));
+    }
 
     #[test]
     fn detects_hybrid_layout() {

@@ -212,7 +212,9 @@ impl Container {
         Ok(Container { dir, state, lock })
     }
 
-    /// Atomic replace of state.json: a reader sees the old or the new file, never half of one.
+    /// Atomic replace of state.json: a reader sees the old or the new file, never half of one,
+    /// and after a crash the file is the old or the new one, never empty (hence the fsync: free
+    /// on the default tmpfs root, ~20 ms per write on a disk-backed --root).
     pub fn save(&self) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec(&self.state)?;

@@ -1,0 +1,24 @@
+# Shared by run.sh and hangcheck.sh (sourced, not run).
+
+# make_rootfs DIR: a busybox-static root filesystem (as integration/demo.sh builds it).
+make_rootfs() {
+  mkdir -p "$1/bin"
+  cp "$(command -v busybox)" "$1/bin/busybox"
+  local a
+  for a in $("$1/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$1/bin/$a"; done
+}
+
+# make_bundle DIR ROOTFS JQ-FILTER: config.json from `runc spec` (the same default every runtime
+# gets), terminal off, root.path pointing at the shared ROOTFS, then FILTER applied.
+make_bundle() {
+  local dir=$1 rootfs=$2 filter=$3
+  mkdir -p "$dir"
+  runc spec --bundle "$dir"
+  jq --arg r "$rootfs" ".process.terminal=false | .root.path=\$r | $filter" "$dir/config.json" >"$dir/config.tmp"
+  mv "$dir/config.tmp" "$dir/config.json"
+}
+
+# median FILE: median of the numbers in FILE, one a line (empty if none).
+median() {
+  sort -g "$1" | awk '{v[NR]=$1} END {if (NR==0) exit; if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}

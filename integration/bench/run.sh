@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# integration/bench/run.sh: measure berth, crun and runc in ONE run on the same busybox bundle
+# and write the table to integration/bench/RESULTS.md (method: PERFORMANCE.md).
+#
+# Every runtime runs inside cgview.sh (same pure cgroup-v1 view; crun 1.8.1 refuses the hybrid
+# host otherwise), with its own --root on a private tmpfs. Runtimes are interleaved round-robin
+# (the order rotates every round) so background load hits them alike; cells are medians over all
+# rounds. Timing comes from hyperfine, peak RSS from `/usr/bin/time -f %M`.
+#
+# Knobs: BENCH_ROUNDS (5) x BENCH_RUNS (8) samples per latency cell, BENCH_LOOP_ROUNDS (3) for the
+# 50-container rows, BENCH_RSS (3) create runs per runtime and round for peak RSS,
+# BENCH_ONLY="run create ..." to measure a subset, BENCH_OUT (integration/bench/RESULTS.md).
+# Nothing here asserts on timings: the targets section is informational.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+
+if [ -z "${BENCH_INNER:-}" ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "bench: needs root (namespaces, mounts, cgroups)" >&2; exit 1; }
+  bash "$REPO/integration/deps.sh"
+  for p in hyperfine runc crun time; do
+    dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
+  done
+  (cd "$REPO" && cargo build --release --quiet)
+  BENCH_INNER=1 exec "$HERE/cgview.sh" "$0" "$@"
+fi
+
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+ROUNDS=${BENCH_ROUNDS:-5}
+RUNS=${BENCH_RUNS:-8}
+LOOP_ROUNDS=${BENCH_LOOP_ROUNDS:-3}
+RSS_RUNS=${BENCH_RSS:-3}
+OUT=${BENCH_OUT:-$HERE/RESULTS.md}
+PREP=$HERE/prep.sh
+RTS=(berth crun runc)
+declare -A BIN=([berth]=$REPO/target/release/berth [crun]=$(command -v crun) [runc]=$(command -v runc))
+declare -A NA=()
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# We are alone in a private mount namespace (cgview.sh): the tmpfs vanishes with it.
+WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
+mount -t tmpfs -o size=256m,mode=0700 bench "$WORK"
+DATA=$WORK/data
+mkdir -p "$DATA"
+cleanup() {
+  local rt
+  for rt in "${RTS[@]}"; do
+    for id in $(ls "$WORK/root-$rt" 2>/dev/null); do
+      timeout 20 "${BIN[$rt]}" --root "$WORK/root-$rt" delete -f "$id" </dev/null >/dev/null 2>&1 || true
+    done
+  done
+  umount "$WORK" 2>/dev/null || umount -l "$WORK"
+  rmdir "$WORK"
+}
+trap cleanup EXIT
+
+make_rootfs "$WORK/rootfs"
+make_bundle "$WORK/b-true" "$WORK/rootfs" '.process.args=["/bin/true"]'
+make_bundle "$WORK/b-sleep" "$WORK/rootfs" '.process.args=["sleep","3600"]'
+make_bundle "$WORK/b-seccomp" "$WORK/rootfs" \
+  ".process.args=[\"/bin/true\"] | .linux.seccomp=$(jq -c . "$HERE/seccomp-default.json")"
+for rt in "${RTS[@]}"; do mkdir -p "$WORK/root-$rt"; done
+
+rtc() { local rt=$1; shift; timeout 20 "${BIN[$rt]}" --root "$WORK/root-$rt" "$@" </dev/null; }
+cmd() { echo "${BIN[$1]} --root $WORK/root-$1"; }
+
+# Features berth lacks on this branch: show n/a instead of failing, so the row lights up by itself.
+probe() {
+  local rt f=$DATA/probe.err
+  if ! rtc berth run -b "$WORK/b-seccomp" probe-sec >/dev/null 2>"$f"; then
+    if grep -q "seccomp is not supported yet" "$f"; then NA[seccomp_run.berth]="n/a (seccomp not built)"
+    else NA[seccomp_run.berth]="failed: $(tail -1 "$f")"; fi
+  fi
+  rtc berth delete -f probe-sec >/dev/null 2>&1 || true
+  for rt in "${RTS[@]}"; do
+    rtc "$rt" create -b "$WORK/b-sleep" probe-x >/dev/null 2>&1 && rtc "$rt" start probe-x >/dev/null 2>&1 || true
+    if ! rtc "$rt" exec probe-x /bin/true >/dev/null 2>"$f"; then
+      if grep -qiE "unrecognized subcommand|not supported|unknown command" "$f"; then NA[exec.$rt]="n/a (exec not built)"
+      else NA[exec.$rt]="failed: $(tail -1 "$f")"; fi
+    fi
+    rtc "$rt" delete -f probe-x >/dev/null 2>&1 || true
+    if [ "$rt" != berth ] && ! rtc "$rt" run -b "$WORK/b-seccomp" probe-sec >/dev/null 2>"$f"; then
+      NA[seccomp_run.$rt]="failed: $(tail -1 "$f")"
+    fi
+  done
+}
+
+# block KEY RT RUNS HYPERFINE-ARGS...: one hyperfine block; its times (ms) go to $DATA/KEY.RT.
+block() {
+  local key=$1 rt=$2 runs=$3 j=$DATA/last.json
+  shift 3
+  if ! timeout 900 hyperfine --style none --runs "$runs" --export-json "$j" "$@" >/dev/null 2>"$DATA/hf.err"; then
+    NA[$key.$rt]="failed: $(grep -v '^$' "$DATA/hf.err" | tail -1)"
+    return 0
+  fi
+  jq -r '.results[0].times[] * 1000' "$j" >>"$DATA/$key.$rt"
+}
+
+# One block per metric and runtime; ID names are per runtime, so no two runtimes share a cgroup.
+m_run() { block run "$1" "$RUNS" -N --warmup 1 "$(cmd "$1") run -b $WORK/b-true $1-run"; }
+m_create() {
+  block create "$1" "$RUNS" -N --prepare "$PREP gone ${BIN[$1]} $WORK/root-$1 $WORK/b-true $1-c" \
+    "$(cmd "$1") create -b $WORK/b-true $1-c"
+  rtc "$1" delete -f "$1-c" >/dev/null 2>&1 || true
+}
+m_start() {
+  block start "$1" "$RUNS" -N --prepare "$PREP created ${BIN[$1]} $WORK/root-$1 $WORK/b-true $1-s" "$(cmd "$1") start $1-s"
+  rtc "$1" delete -f "$1-s" >/dev/null 2>&1 || true
+}
+m_state() {
+  rtc "$1" create -b "$WORK/b-true" "$1-q" >/dev/null 2>&1 || true
+  block state "$1" "$RUNS" -N --warmup 1 "$(cmd "$1") state $1-q"
+  rtc "$1" delete -f "$1-q" >/dev/null 2>&1 || true
+}
+m_kill() {
+  block kill "$1" "$RUNS" -N --prepare "$PREP created ${BIN[$1]} $WORK/root-$1 $WORK/b-true $1-k" "$(cmd "$1") kill $1-k KILL"
+  rtc "$1" delete -f "$1-k" >/dev/null 2>&1 || true
+}
+m_delete() {
+  block delete "$1" "$RUNS" -N --prepare "$PREP stopped ${BIN[$1]} $WORK/root-$1 $WORK/b-true $1-d" "$(cmd "$1") delete $1-d"
+}
+m_cycle() {
+  local c
+  c=$(cmd "$1")
+  # Through sh (hyperfine subtracts the shell's own start-up), like youki's published benchmark.
+  block cycle "$1" "$RUNS" --prepare "$PREP gone ${BIN[$1]} $WORK/root-$1 $WORK/b-true $1-y" \
+    "$c create -b $WORK/b-true $1-y && $c start $1-y && $c delete -f $1-y"
+}
+m_exec() {
+  rtc "$1" create -b "$WORK/b-sleep" "$1-x" >/dev/null 2>&1 && rtc "$1" start "$1-x" >/dev/null 2>&1 || true
+  block exec "$1" "$RUNS" -N --warmup 1 "$(cmd "$1") exec $1-x /bin/true"
+  rtc "$1" delete -f "$1-x" >/dev/null 2>&1 || true
+}
+m_seccomp_run() { block seccomp_run "$1" "$RUNS" -N --warmup 1 "$(cmd "$1") run -b $WORK/b-seccomp $1-sec"; }
+m_seq50() {
+  block seq50 "$1" 1 "for i in \$(seq 50); do $(cmd "$1") run -b $WORK/b-true $1-l\$i || exit 1; done"
+}
+m_par2() {
+  local l="$(cmd "$1") run -b $WORK/b-true $1-p"
+  block par2 "$1" 1 "(for i in \$(seq 25); do ${l}a\$i || exit 1; done) & a=\$!; (for i in \$(seq 25); do ${l}b\$i || exit 1; done) & b=\$!; wait \$a && wait \$b"
+}
+m_rss() {
+  local i
+  for ((i = 0; i < RSS_RUNS; i++)); do
+    if timeout 20 /usr/bin/time -f %M -o "$DATA/time.out" "${BIN[$1]}" --root "$WORK/root-$1" create -b "$WORK/b-true" "$1-m" \
+      </dev/null >/dev/null 2>&1; then
+      awk '{print $1/1024}' "$DATA/time.out" >>"$DATA/rss.$1"
+    else
+      NA[rss.$1]="failed"
+    fi
+    rtc "$1" delete -f "$1-m" >/dev/null 2>&1 || true
+  done
+}
+
+# measure KEY ROUNDS: ROUNDS rounds, the runtimes' order rotated each round.
+measure() {
+  local key=$1 rounds=$2 r i rt
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
+  echo "bench: $key" >&2
+  for ((r = 0; r < rounds; r++)); do
+    for i in 0 1 2; do
+      rt=${RTS[$(((r + i) % 3))]}
+      [ -n "${NA[$key.$rt]:-}" ] && continue
+      "m_$key" "$rt"
+    done
+  done
+}
+
+probe
+for k in run create start state kill delete cycle exec seccomp_run rss; do measure $k "$ROUNDS"; done
+for k in seq50 par2; do measure $k "$LOOP_ROUNDS"; done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the table ----
+cell() { # KEY RT SCALE DECIMALS: median of the samples, scaled, or the n/a reason
+  local key=$1 rt=$2 m
+  if [ -n "${NA[$key.$rt]:-}" ]; then echo "$rt: ${NA[$key.$rt]}"; return; fi
+  m=$([ -s "$DATA/$key.$rt" ] && median "$DATA/$key.$rt")
+  [ -n "$m" ] && awk -v m="$m" -v s="$3" -v d="$4" 'BEGIN {printf "%.*f", d, m * s}' || echo "-"
+}
+ratio() { # KEY RT: berth median / RT median
+  local a b
+  [ -z "${NA[$1.berth]:-}" ] && [ -z "${NA[$1.$2]:-}" ] && [ -s "$DATA/$1.berth" ] && [ -s "$DATA/$1.$2" ] || { echo "-"; return; }
+  a=$(median "$DATA/$1.berth")
+  b=$(median "$DATA/$1.$2")
+  awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}'
+}
+samples() { [ -s "$DATA/$1.berth" ] && wc -l <"$DATA/$1.berth" || echo 0; }
+row() { # KEY LABEL UNIT SCALE DECIMALS
+  local key=$1
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$3" "$(cell "$key" berth "$4" "$5")" \
+    "$(cell "$key" crun "$4" "$5")" "$(cell "$key" runc "$4" "$5")" "$(ratio "$key" crun)" "$(ratio "$key" runc)" "$(samples "$key")"
+}
+mib() { awk -v b="$1" 'BEGIN {printf "%.2f", b / 1048576}'; }
+with_libs() { # BIN: size of the binary plus every shared library it loads
+  local total f
+  total=$(stat -L -c %s "$1")
+  for f in $(ldd "$1" 2>/dev/null | awk '/=> \// {print $3} /^[[:space:]]*\// {print $1}'); do
+    total=$((total + $(stat -L -c %s "$f")))
+  done
+  echo "$total"
+}
+nlibs() { ldd "$1" 2>/dev/null | grep -c '/' || true; }
+
+machine=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+{
+  echo "# berth benchmark results"
+  echo
+  echo "Generated by \`integration/bench/run.sh\` (method and analysis: PERFORMANCE.md). Do not edit by hand."
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $machine, $(nproc) cores, $memtotal"
+  echo "- kernel: $(uname -r); cgroups as the runtimes saw them: $CGVIEW"
+  echo "- berth $("${BIN[berth]}" --version | awk 'NR == 1 {print $3}') (commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ", dirty")), $(crun --version | head -1), $(runc --version | head -1), $(hyperfine --version)"
+  echo "- load average at start / end: $LOAD_START / $LOAD_END$(awk -v a="${LOAD_START%% *}" -v b="${LOAD_END%% *}" -v n="$(nproc)" 'BEGIN {if (a > n / 4 || b > n / 4) print " (LOADED machine: other jobs were running; trust the ratios, not the absolute numbers)"}')"
+  echo "- latency cells: median of $ROUNDS rounds x $RUNS runs, runtimes interleaved round-robin; 50-container rows: $LOOP_ROUNDS rounds; RSS: $ROUNDS x $RSS_RUNS creates"
+  echo "- bundle: busybox-static rootfs, \`runc spec\` config, args [\"/bin/true\"], terminal off, no cgroupsPath; state roots on tmpfs"
+  echo
+  echo "| measurement | unit | berth | crun | runc | berth/crun | berth/runc | n (berth) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  row run '`run` /bin/true' ms 1 2
+  row create '`create`' ms 1 2
+  row start '`start` (created container)' ms 1 2
+  row state '`state` (created container)' ms 1 2
+  row kill '`kill KILL` (created container)' ms 1 2
+  row delete '`delete` (stopped container)' ms 1 2
+  row cycle '`create && start && delete -f`' ms 1 2
+  row exec '`exec /bin/true` (running container)' ms 1 2
+  row seccomp_run '`run` with a Docker-like seccomp profile (298 syscalls)' ms 1 2
+  row seq50 '50 x `run`, back to back' ms 1 0
+  row par2 '50 x `run`, 2 at a time' ms 1 0
+  row rss 'peak RSS of `create` (/usr/bin/time %M)' MiB 1 2
+  printf '| binary size | MiB | %s | %s | %s | %s | %s | - |\n' "$(mib "$(stat -L -c %s "${BIN[berth]}")")" \
+    "$(mib "$(stat -L -c %s "${BIN[crun]}")")" "$(mib "$(stat -L -c %s "${BIN[runc]}")")" - -
+  printf '| binary + shared libraries | MiB | %s (%s libs) | %s (%s libs) | %s (%s libs) | - | - | - |\n' \
+    "$(mib "$(with_libs "${BIN[berth]}")")" "$(nlibs "${BIN[berth]}")" "$(mib "$(with_libs "${BIN[crun]}")")" "$(nlibs "${BIN[crun]}")" \
+    "$(mib "$(with_libs "${BIN[runc]}")")" "$(nlibs "${BIN[runc]}")"
+  echo
+  echo "Targets from the issue (informational, never asserted): run <= 0.8 x crun; create+start+delete <= 0.8 x crun;"
+  echo "state, start, kill, delete each under 2 ms; berth's peak RSS during create <= crun's."
+} >"$OUT"
+cat "$OUT"
