@@ -165,7 +165,7 @@ pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> 
             cache.insert(key.clone(), fd);
         }
         let userns = cache[&key].as_fd();
-        let tree = detach(src, *recursive, idm.recursive, userns, prop.bits() as u64)
+        let tree = detach(src, *recursive, idm.recursive, userns, prop.bits())
             .map_err(|e| anyhow!("mounts: /{}: {e:#}", m.dest.display()))?;
         idm.tree = Some(Tree(Arc::new(tree)));
     }
