@@ -245,3 +245,82 @@ fn bad_idmap_configs_are_refused_and_leave_nothing() {
         assert!(!info.contains(env.dir.to_str().unwrap()), "mount left behind: {info}");
     }
 }
+
+/// An unprivileged berth cannot idmap host filesystems (the kernel wants CAP_SYS_ADMIN over the
+/// source's superblock): refused with a clear error, nothing left behind.
+#[test]
+fn rootless_idmap_is_refused_clearly() {
+    require_root!();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let Some(line) = passwd.lines().find(|l| l.starts_with("berthtest:")) else {
+        eprintln!("skipped: needs the berthtest user (run integration/rootless-user.sh as root)");
+        return;
+    };
+    let f: Vec<u32> = line.split(':').skip(2).take(2).map(|v| v.parse().unwrap()).collect();
+    let (uid, gid) = (f[0], f[1]);
+    let mut env = Env::new(&["true"]);
+    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+    let src = shared(&env, "shared");
+    let chown = |p: &Path| {
+        let st = std::process::Command::new("chown")
+            .args(["-R", &format!("{uid}:{gid}")])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    chown(&env.dir);
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth_as(uid, gid, &["spec", "--rootless", "-b", &b]).ok();
+    env.config = serde_json::from_slice(&std::fs::read(env.bundle.join("config.json")).unwrap()).unwrap();
+    env.config["process"]["terminal"] = json!(false);
+    env.config["process"]["args"] = json!(["true"]);
+    add_mount(&mut env, bind("/m", &src, &["rbind", "idmap"]));
+    env.save();
+    std::fs::create_dir_all(&env.root).unwrap();
+    chown(&env.dir);
+    let id = env.id("idmap-rootless");
+    let o = env.berth_as(uid, gid, &["run", "-b", &b, &id]);
+    assert_ne!(o.code, 0, "rootless idmap accepted");
+    assert!(o.stderr.contains("/m"), "{}", o.stderr);
+    assert!(o.stderr.contains("idmapped mounts need root"), "{}", o.stderr);
+    assert!(!env.root.join(&id).exists());
+    assert_no_process_with(&id);
+}
+
+/// A container joining another's user namespace by path: `idmap` uses that namespace itself.
+#[test]
+fn idmap_with_joined_userns_uses_its_mappings() {
+    require_root!();
+    let mut holder = Env::new(&["sleep", "30"]);
+    userns(&mut holder);
+    holder.save();
+    let hid = holder.id("idmap-holder");
+    holder.create(&hid).ok();
+    let pid = holder.state(&hid)["pid"].as_i64().unwrap();
+    let mut env = Env::new(&["stat", "-c", "%u:%g", "/m/f0", "/m/f1234"]);
+    let src = shared(&env, "shared");
+    add_mount(&mut env, bind("/m", &src, &["bind", "idmap"]));
+    env.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+    let st = std::process::Command::new("chown")
+        .args(["-hR", "100000:100000"])
+        .arg(env.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.save();
+    let id = env.id("idmap-joined");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(
+        o.stdout.lines().collect::<Vec<_>>(),
+        ["0:0", "1234:1234"],
+        "{}",
+        o.stderr
+    );
+    env.assert_gone(&id);
+    holder.berth(&["delete", "--force", &hid]).ok();
+}

@@ -176,15 +176,16 @@ fn detach(src: &Path, rbind: bool, ridmap: bool, userns: std::os::fd::BorrowedFd
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(src.as_os_str().as_bytes())
         .map_err(|_| anyhow!("{} contains a NUL byte", src.display()))?;
-    let tree = sys::open_tree_clone(&c, rbind).map_err(|e| anyhow!("open_tree {}: {e}", src.display()))?;
-    sys::mount_setattr_idmap(tree.as_fd(), ridmap, userns).map_err(|e| {
-        let hint = if e == nix::errno::Errno::EINVAL {
-            " (does the filesystem support idmapped mounts?)"
-        } else {
-            ""
-        };
-        anyhow!("set MOUNT_ATTR_IDMAP on {}: {e}{hint}", src.display())
-    })?;
+    // Both calls need CAP_SYS_ADMIN over the source's mount and superblock (runc refuses idmap
+    // for rootless containers outright).
+    let hint = |e: nix::errno::Errno| match e {
+        nix::errno::Errno::EINVAL => " (does the filesystem support idmapped mounts?)",
+        nix::errno::Errno::EPERM => " (idmapped mounts need root in the filesystem's user namespace)",
+        _ => "",
+    };
+    let tree = sys::open_tree_clone(&c, rbind).map_err(|e| anyhow!("open_tree {}: {e}{}", src.display(), hint(e)))?;
+    sys::mount_setattr_idmap(tree.as_fd(), ridmap, userns)
+        .map_err(|e| anyhow!("set MOUNT_ATTR_IDMAP on {}: {e}{}", src.display(), hint(e)))?;
     sys::mount_setattr(tree.as_fd(), true, 0, 0, prop)
         .map_err(|e| anyhow!("set propagation of idmapped {}: {e}", src.display()))?;
     Ok(tree)
