@@ -99,13 +99,16 @@ fn mount_mappings_without_container_userns() {
     let mut env = Env::new(&[
         "sh",
         "-c",
-        "stat -c '%u:%g' /m/f0 /m/f1234 /m; touch /m/by1000 && echo wrote",
+        "stat -c '%u:%g' /m/f0 /m/f1234 /m /file; touch /m/by1000 && echo wrote",
     ]);
     let src = shared(&env, "shared");
-    let mut m = bind("/m", &src, &["bind"]);
-    m["uidMappings"] = one_to(1000);
-    m["gidMappings"] = one_to(1000);
-    add_mount(&mut env, m);
+    // A directory and a single file.
+    for (dest, s) in [("/m", src.clone()), ("/file", src.join("f0"))] {
+        let mut m = bind(dest, &s, &["bind"]);
+        m["uidMappings"] = one_to(1000);
+        m["gidMappings"] = one_to(1000);
+        add_mount(&mut env, m);
+    }
     env.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     env.save();
     let id = env.id("idmap-own");
@@ -114,7 +117,7 @@ fn mount_mappings_without_container_userns() {
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(
         lines,
-        ["1000:1000", "65534:65534", "1000:1000", "wrote"],
+        ["1000:1000", "65534:65534", "1000:1000", "1000:1000", "wrote"],
         "{}",
         o.stderr
     );

@@ -190,3 +190,31 @@ fn detach(src: &Path, rbind: bool, ridmap: bool, userns: std::os::fd::BorrowedFd
         .map_err(|e| anyhow!("set propagation of idmapped {}: {e}", src.display()))?;
     Ok(tree)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan_mount;
+    use super::super::MountPlan;
+    use std::path::Path;
+
+    fn mount(json: &str) -> MountPlan {
+        plan_mount(&serde_json::from_str(json).unwrap(), Path::new("/bundle")).unwrap()
+    }
+
+    #[test]
+    fn parses_idmap_requests() {
+        let m = mount(r#"{"destination":"/a","type":"bind","source":"/s","options":["rbind","ridmap"]}"#);
+        let i = m.idmap.unwrap();
+        assert!(i.recursive && i.uid_map.is_empty());
+        // Mappings alone make an idmapped mount (runtime-spec), non-recursive.
+        let m = mount(
+            r#"{"destination":"/a","type":"bind","source":"/s","options":["bind"],
+                "uidMappings":[{"containerID":0,"hostID":1000,"size":1}],
+                "gidMappings":[{"containerID":0,"hostID":2000,"size":2}]}"#,
+        );
+        let i = m.idmap.unwrap();
+        assert!(!i.recursive);
+        assert_eq!((i.uid_map.as_str(), i.gid_map.as_str()), ("0 1000 1\n", "0 2000 2\n"));
+        assert_eq!(mount(r#"{"destination":"/a","type":"bind","source":"/s"}"#).idmap, None);
+    }
+}
