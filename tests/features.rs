@@ -55,6 +55,9 @@ fn feature_claims_match_behaviour() {
     env.save();
     let idmap_works = env.run(&env.id("idmap")).code == 0;
     assert_eq!(claims(&f["linux"]["mountExtensions"]["idmap"]["enabled"]), idmap_works);
+    let listed = |o: &str| f["mountOptions"].as_array().unwrap().iter().any(|v| v == o);
+    assert_eq!(listed("idmap"), idmap_works);
+    assert_eq!(listed("ridmap"), idmap_works);
     let mut env = Env::new(&["true"]);
     env.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []});
     env.save();

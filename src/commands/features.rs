@@ -20,7 +20,7 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),

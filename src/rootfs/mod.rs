@@ -3,6 +3,7 @@
 //! every container path inside the rootfs (resolve.rs) and never through string joins.
 
 mod copy;
+pub mod idmap;
 pub mod resolve;
 pub mod setup;
 
@@ -50,6 +51,8 @@ pub struct MountPlan {
     pub propagation: Vec<MsFlags>,
     /// `tmpcopyup` (runc extension podman uses): fill a new tmpfs with what it covers.
     pub copy_up: bool,
+    /// `idmap`/`ridmap` or mount-level id mappings (idmap.rs).
+    pub idmap: Option<idmap::Idmap>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +148,7 @@ pub fn rel(dest: &Path) -> PathBuf {
 
 /// Every mount option berth understands (reported by `features`; a unit test keeps this list and
 /// the parsers below in step).
-pub const MOUNT_OPTIONS: [&str; 68] = [
+pub const MOUNT_OPTIONS: [&str; 70] = [
     "async",
     "atime",
     "bind",
@@ -206,6 +209,8 @@ pub const MOUNT_OPTIONS: [&str; 68] = [
     "rnosymfollow",
     "rsymfollow",
     "tmpcopyup",
+    "idmap",
+    "ridmap",
     "mode",
     "size",
     "uid",
@@ -336,6 +341,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
     let mut rattrs = Attrs::default();
     let mut propagation = Vec::new();
     let mut copy_up = false;
+    let mut idmap_opt = None;
     for o in m.options().iter().flatten() {
         if let Some((s, c)) = parse_flag(o) {
             set = (set - c) | s;
@@ -346,16 +352,14 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
             rattrs.set = (rattrs.set & !c) | s;
             rattrs.clr |= c;
         } else if o == "idmap" || o == "ridmap" {
-            bail!("mounts: {}: idmapped mounts are not supported yet", dest.display());
+            idmap_opt = Some(o == "ridmap");
         } else if o == "tmpcopyup" {
             copy_up = true;
         } else {
             data.push(o.as_str());
         }
     }
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        bail!("mounts: {}: idmapped mounts are not supported yet", dest.display());
-    }
+    let idmap = idmap::parse(m, idmap_opt)?;
     let typ = m.typ().clone().unwrap_or_default();
     let src = m.source().clone().unwrap_or_default();
     let is_bind = set.contains(MsFlags::MS_BIND) || typ == "bind";
@@ -396,6 +400,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         rattrs,
         propagation,
         copy_up,
+        idmap,
     })
 }
 
@@ -515,7 +520,9 @@ impl RootfsPlan {
             .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
         let mut mounts = Vec::new();
         for m in spec.mounts().iter().flatten() {
-            mounts.push(plan_mount(m, bundle)?);
+            let mut p = plan_mount(m, bundle)?;
+            p.idmap = idmap::check(&p, linux)?;
+            mounts.push(p);
         }
         let setup_dev = !mounts
             .iter()
@@ -539,6 +546,7 @@ impl RootfsPlan {
                 }
             }
         };
+        idmap::make_trees(&mut mounts, root_propagation)?;
         Ok(RootfsPlan {
             rootfs: rootfs.to_path_buf(),
             readonly: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
@@ -609,6 +617,8 @@ mod tests {
             "ptmxmode",
             "nr_blocks",
             "tmpcopyup",
+            "idmap",
+            "ridmap",
         ];
         for o in MOUNT_OPTIONS {
             let known = parse_flag(o).is_some()

@@ -78,6 +78,20 @@ fn bind(src: &Path, root: BorrowedFd, dest: &Path, recursive: bool) -> Result<()
     .map_err(|e| anyhow!("bind mount {} on {}: {e}", src.display(), show(dest)))
 }
 
+/// Attach a detached idmapped tree the parent made (idmap.rs) at `dest`, resolved in the root.
+fn attach(tree: BorrowedFd, src: &Path, root: BorrowedFd, dest: &Path) -> Result<()> {
+    let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&tree))
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(|e| anyhow!("stat idmapped {}: {e}", src.display()))?;
+    let destfd = if is_dir {
+        resolve::mkdir_all(root, dest, 0o755)?
+    } else {
+        resolve::mkfile(root, dest)?
+    };
+    sys::move_mount(tree, destfd.as_fd())
+        .map_err(|e| anyhow!("move idmapped mount of {} onto {}: {e}", src.display(), show(dest)))
+}
+
 fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str, userns: bool) -> Result<()> {
     let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
     let data = if m.data.is_empty() { None } else { Some(m.data.as_str()) };
@@ -183,7 +197,10 @@ fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()
 pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
     for m in &plan.mounts {
         match &m.kind {
-            Kind::Bind { src, recursive } => bind(src, root, &m.dest, *recursive)?,
+            Kind::Bind { src, recursive } => match m.idmap.as_ref().and_then(|i| i.tree.as_ref()) {
+                Some(tree) => attach(tree.0.as_fd(), src, root, &m.dest)?,
+                None => bind(src, root, &m.dest, *recursive)?,
+            },
             Kind::Fs { typ, src } => mount_fs(root, m, typ, src, plan.userns)?,
             Kind::Cgroup => mount_cgroup(root, m, plan)?,
         }

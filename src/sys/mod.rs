@@ -121,6 +121,69 @@ pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, clr: u64, propag
     Errno::result(ret).map(drop)
 }
 
+pub const MOUNT_ATTR_IDMAP: u64 = 0x100000;
+
+/// `mount_setattr(2)` with MOUNT_ATTR_IDMAP: the mount (a detached open_tree clone: the kernel
+/// refuses mounts that were ever visible) shows ids through `userns`'s mappings.
+pub fn mount_setattr_idmap(fd: BorrowedFd, recursive: bool, userns: BorrowedFd) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as u64;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u64;
+    }
+    // SAFETY: attr is a valid mount_attr of the size passed; "" is a valid C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `open_tree(2)` with OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC: a detached copy of the mount at
+/// `path` (with its submounts when `recursive`), not yet attached anywhere.
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: path is NUL-terminated; plain syscall otherwise.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(ret)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `move_mount(2)` of the detached tree `from` onto the directory (or file) `to` names; both
+/// are fds, so no path is walked again.
+pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: both paths are the empty C string; plain syscall otherwise.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
 /// `pidfd_open(2)`: a handle that keeps naming this process even if its pid is reused.
 pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.

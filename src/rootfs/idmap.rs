@@ -1,0 +1,220 @@
+//! Idmapped bind mounts (`idmap`/`ridmap` options, per-mount uidMappings/gidMappings).
+//!
+//! The kernel only idmaps a mount for a caller with CAP_SYS_ADMIN over the source filesystem's
+//! user namespace (the host's), and only while the mount is detached (never visible in any
+//! namespace). A container init inside its own user namespace has neither, so the parent makes
+//! the idmapped tree before the clone, as runc's mount sources do: open_tree(OPEN_TREE_CLONE),
+//! then mount_setattr(MOUNT_ATTR_IDMAP) with a user namespace carrying the mappings. The child
+//! only move_mount()s the inherited fd onto its in-root destination (setup.rs).
+
+use super::{Kind, MountPlan};
+use crate::process::spawn::{self, PidGuard};
+use crate::sys;
+use anyhow::{anyhow, bail, Result};
+use nix::mount::MsFlags;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A detached, idmapped mount tree made by the parent; the child attaches it.
+#[derive(Clone)]
+pub struct Tree(pub Arc<OwnedFd>);
+
+impl PartialEq for Tree {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl std::fmt::Debug for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tree(fd {})", std::os::fd::AsRawFd::as_raw_fd(&*self.0))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Idmap {
+    /// `ridmap`: every submount of an rbind is idmapped too, not only the top one.
+    pub recursive: bool,
+    /// uid_map/gid_map text of the mount's own mappings; empty: the container's.
+    pub uid_map: String,
+    pub gid_map: String,
+    /// The container joins a user namespace by path: its mappings are used directly.
+    pub userns_path: Option<PathBuf>,
+    pub tree: Option<Tree>,
+}
+
+fn map_text(m: &Option<Vec<LinuxIdMapping>>) -> String {
+    m.iter()
+        .flatten()
+        .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+        .collect()
+}
+
+/// The idmap request of one config mount (None when it is not idmapped). A mount with
+/// mappings of its own is idmapped even without the option (runtime-spec config.md).
+pub fn parse(m: &oci_spec::runtime::Mount, option: Option<bool>) -> Result<Option<Idmap>> {
+    let dest = m.destination().display();
+    let uid_map = map_text(m.uid_mappings());
+    let gid_map = map_text(m.gid_mappings());
+    if uid_map.is_empty() != gid_map.is_empty() {
+        bail!("mounts: {dest}: an idmapped mount needs both uidMappings and gidMappings");
+    }
+    if option.is_none() && uid_map.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Idmap {
+        recursive: option.unwrap_or(false),
+        uid_map,
+        gid_map,
+        userns_path: None,
+        tree: None,
+    }))
+}
+
+/// Idmapped mounts must be binds; mounts without mappings of their own take the container's.
+pub fn check(m: &MountPlan, linux: &Linux) -> Result<Option<Idmap>> {
+    let Some(mut idm) = m.idmap.clone() else {
+        return Ok(None);
+    };
+    let dest = format!("/{}", m.dest.display());
+    if !matches!(m.kind, Kind::Bind { .. }) {
+        bail!("mounts: {dest}: idmapped mounts are only supported for bind mounts");
+    }
+    if !idm.uid_map.is_empty() {
+        return Ok(Some(idm));
+    }
+    let userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    match userns
+        .and_then(|n| n.path().clone())
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        Some(p) => idm.userns_path = Some(p),
+        None if userns.is_some() => {
+            idm.uid_map = map_text(linux.uid_mappings());
+            idm.gid_map = map_text(linux.gid_mappings());
+        }
+        None => {}
+    }
+    if idm.uid_map.is_empty() && idm.userns_path.is_none() {
+        bail!("mounts: {dest}: idmap needs uidMappings and gidMappings on the mount or a container user namespace");
+    }
+    Ok(Some(idm))
+}
+
+/// A user namespace fd carrying `uid_map`/`gid_map`: a helper process is cloned into a new
+/// user namespace only to be its first member while the maps are written, then killed.
+fn userns_with(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+    let parent = nix::unistd::getpid();
+    let mut guard = PidGuard::default();
+    let pid = match spawn::clone(libc::CLONE_NEWUSER)? {
+        None => {
+            // Never outlive berth: the namespace is only needed while the parent holds it.
+            let _ = sys::set_pdeathsig(libc::SIGKILL);
+            if nix::unistd::getppid() != parent {
+                sys::exit_now(0);
+            }
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        Some(pid) => pid,
+    };
+    guard.push(pid);
+    let ns = crate::namespaces::NsPlan {
+        new: libc::CLONE_NEWUSER,
+        joins: Vec::new(),
+        uid_map: uid_map.to_string(),
+        gid_map: gid_map.to_string(),
+        time_offsets: String::new(),
+    };
+    crate::namespaces::write_maps(pid, &ns).map_err(|e| anyhow!("{e:#}"))?;
+    sys::open(format!("/proc/{pid}/ns/user").as_str(), libc::O_RDONLY, 0)
+        .map_err(|e| anyhow!("open user namespace of helper {pid}: {e}"))
+    // The guard kills and reaps the helper: the fd keeps the namespace alive.
+}
+
+/// Make the detached idmapped tree of every idmapped bind. `propagation` is the rootfs's
+/// (MS_SLAVE or MS_PRIVATE): an open_tree clone joins its source's peer group, and the
+/// container's mounts must never propagate back to the host.
+pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> {
+    let prop = if propagation.contains(MsFlags::MS_PRIVATE) {
+        MsFlags::MS_PRIVATE
+    } else {
+        MsFlags::MS_SLAVE
+    };
+    let mut cache: HashMap<(String, String, Option<PathBuf>), OwnedFd> = HashMap::new();
+    for m in mounts.iter_mut() {
+        let (Some(idm), Kind::Bind { src, recursive }) = (m.idmap.as_mut(), &m.kind) else {
+            continue;
+        };
+        let key = (idm.uid_map.clone(), idm.gid_map.clone(), idm.userns_path.clone());
+        if !cache.contains_key(&key) {
+            let fd = match &idm.userns_path {
+                Some(p) => sys::open(p.as_path(), libc::O_RDONLY, 0)
+                    .map_err(|e| anyhow!("open user namespace {} for idmapped mounts: {e}", p.display()))?,
+                None => userns_with(&idm.uid_map, &idm.gid_map)
+                    .map_err(|e| anyhow!("mounts: /{}: user namespace for the idmap: {e:#}", m.dest.display()))?,
+            };
+            cache.insert(key.clone(), fd);
+        }
+        let userns = cache[&key].as_fd();
+        let tree = detach(src, *recursive, idm.recursive, userns, prop.bits())
+            .map_err(|e| anyhow!("mounts: /{}: {e:#}", m.dest.display()))?;
+        idm.tree = Some(Tree(Arc::new(tree)));
+    }
+    Ok(())
+}
+
+fn detach(src: &Path, rbind: bool, ridmap: bool, userns: std::os::fd::BorrowedFd, prop: u64) -> Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+        .map_err(|_| anyhow!("{} contains a NUL byte", src.display()))?;
+    // Both calls need CAP_SYS_ADMIN over the source's mount and superblock (runc refuses idmap
+    // for rootless containers outright).
+    let hint = |e: nix::errno::Errno| match e {
+        nix::errno::Errno::EINVAL => " (does the filesystem support idmapped mounts?)",
+        nix::errno::Errno::EPERM => " (idmapped mounts need root in the filesystem's user namespace)",
+        _ => "",
+    };
+    let tree = sys::open_tree_clone(&c, rbind).map_err(|e| anyhow!("open_tree {}: {e}{}", src.display(), hint(e)))?;
+    sys::mount_setattr_idmap(tree.as_fd(), ridmap, userns)
+        .map_err(|e| anyhow!("set MOUNT_ATTR_IDMAP on {}: {e}{}", src.display(), hint(e)))?;
+    sys::mount_setattr(tree.as_fd(), true, 0, 0, prop)
+        .map_err(|e| anyhow!("set propagation of idmapped {}: {e}", src.display()))?;
+    Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan_mount;
+    use super::super::MountPlan;
+    use std::path::Path;
+
+    fn mount(json: &str) -> MountPlan {
+        plan_mount(&serde_json::from_str(json).unwrap(), Path::new("/bundle")).unwrap()
+    }
+
+    #[test]
+    fn parses_idmap_requests() {
+        let m = mount(r#"{"destination":"/a","type":"bind","source":"/s","options":["rbind","ridmap"]}"#);
+        let i = m.idmap.unwrap();
+        assert!(i.recursive && i.uid_map.is_empty());
+        // Mappings alone make an idmapped mount (runtime-spec), non-recursive.
+        let m = mount(
+            r#"{"destination":"/a","type":"bind","source":"/s","options":["bind"],
+                "uidMappings":[{"containerID":0,"hostID":1000,"size":1}],
+                "gidMappings":[{"containerID":0,"hostID":2000,"size":2}]}"#,
+        );
+        let i = m.idmap.unwrap();
+        assert!(!i.recursive);
+        assert_eq!((i.uid_map.as_str(), i.gid_map.as_str()), ("0 1000 1\n", "0 2000 2\n"));
+        assert_eq!(mount(r#"{"destination":"/a","type":"bind","source":"/s"}"#).idmap, None);
+    }
+}
