@@ -288,3 +288,59 @@ fn rootless_podman_with_berth() {
     let _ = podman(&["system", "reset", "-f"]);
     unmount_under(&env.dir);
 }
+
+/// Removes the delegated test cgroup (after the container's own is gone).
+struct Delegated(std::path::PathBuf);
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.0.join("c"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::remove_dir(&self.0).is_err() && self.0.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Rootless: cgroups the user may write to (delegated) are used, the others skipped quietly.
+#[test]
+fn rootless_uses_delegated_cgroups_and_skips_the_rest() {
+    require_root!();
+    let Some((uid, gid, _, _)) = test_user() else { return };
+    let pids = std::path::Path::new("/sys/fs/cgroup/pids");
+    if !pids.join("cgroup.procs").exists() {
+        eprintln!("skipped: needs the cgroup v1 pids hierarchy to delegate");
+        return;
+    }
+    let deleg = unique("berth-deleg");
+    let dir = pids.join(&deleg);
+    std::fs::create_dir(&dir).unwrap();
+    let _guard = Delegated(dir.clone());
+    for f in ["", "cgroup.procs", "tasks"] {
+        std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).unwrap();
+    }
+    // Declared after the guard: the container is deleted before its parent cgroup is removed.
+    let mut env = rootless_env(&["sleep", "100"], uid, gid);
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{deleg}/c"));
+    env.config["linux"]["resources"] = json!({"pids": {"limit": 33}});
+    env.save();
+    chown_tree(&env.dir, uid, gid);
+    let id = env.id("rlcg");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = env.berth_as(uid, gid, &["run", "-d", "-b", &b, &id]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let st = env.berth_as(uid, gid, &["state", &id]);
+    let pid = serde_json::from_str::<serde_json::Value>(&st.stdout).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines()
+            .any(|l| l.contains(":pids:") && l.ends_with(&format!("/{deleg}/c"))),
+        "placed in the delegated pids cgroup: {cg}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("c/pids.max")).unwrap().trim(), "33");
+    // Undelegated hierarchies were skipped, not made.
+    assert!(!std::path::Path::new("/sys/fs/cgroup/memory").join(&deleg).exists());
+    env.berth_as(uid, gid, &["delete", "-f", &id]).ok();
+}

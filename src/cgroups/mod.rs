@@ -115,6 +115,10 @@ impl CgroupState {
     /// available down a cgroup2 tree.
     pub fn create(&mut self) -> Result<()> {
         for dir in self.created.clone() {
+            // A rootless drop below may have forgotten this directory's hierarchy already.
+            if !self.created.contains(&dir) {
+                continue;
+            }
             match std::fs::create_dir(&dir) {
                 Ok(()) => init_cpuset(&dir)?,
                 // Made by someone else since reserve(): not ours to remove.
