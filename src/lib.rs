@@ -31,7 +31,12 @@ pub fn fuzz_config(data: &[u8]) {
     if container::bundle::validate(&spec).is_err() {
         return;
     }
-    let _ = cgroups::devices::rules(&spec);
+    if let Ok(rules) = cgroups::devices::rules(&spec) {
+        let _ = cgroups::devices::writes(&rules);
+    }
+    for m in spec.mounts().iter().flatten() {
+        let _ = rootfs::rel(m.destination());
+    }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     for (socket, foreground) in [(false, false), (false, true), (true, false), (true, true)] {
         let _ = commands::create::check_terminal(terminal, socket, foreground);
