@@ -17,3 +17,8 @@ fi
 if [ "${BERTH_VM:-1}" = 1 ]; then
   bash integration/vm/run-cgroup-tests.sh
 fi
+# Fuzz smoke run: every cargo-fuzz target for FUZZ_SECONDS (default 60) each; ~5 min with
+# dependencies built, ~12 min on a fresh machine (cargo install cargo-fuzz). BERTH_FUZZ=0 skips it.
+if [ "${BERTH_FUZZ:-1}" = 1 ]; then
+  bash integration/fuzz.sh
+fi

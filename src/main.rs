@@ -1,24 +1,10 @@
 //! berth: a daemonless, runc-compatible OCI container runtime.
-//! Parse the command line, set up logging, dispatch, map errors to exit codes; no logic here.
+//! Parse the command line, set up logging, dispatch, map errors to exit codes; no logic here
+//! (the modules live in the library, src/lib.rs).
 
-mod cgroups;
-mod cli;
-mod commands;
-mod container;
-mod errtext;
-mod fault;
-mod hooks;
-mod log;
-mod namespaces;
-mod notify;
-mod process;
-mod rootfs;
-mod seccomp;
-mod sys;
-mod timefmt;
-
+use berth::cli::{Cli, Command};
+use berth::{commands, container, log, namespaces};
 use clap::Parser;
-use cli::{Cli, Command};
 use std::path::PathBuf;
 
 /// runc's rule: /run/berth for real root; $XDG_RUNTIME_DIR/berth for an unprivileged user, and

@@ -191,7 +191,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
 }
 
 /// runc's rules: a terminal needs somewhere to go, and a console socket needs a terminal.
-fn check_terminal(terminal: bool, socket: bool, foreground: bool) -> Result<()> {
+pub fn check_terminal(terminal: bool, socket: bool, foreground: bool) -> Result<()> {
     if terminal && !socket && !foreground {
         bail!("cannot allocate tty if berth will detach without setting console socket");
     }

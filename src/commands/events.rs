@@ -50,7 +50,8 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     if total <= 0.0 {
         bail!("duration interval must be greater than 0");
     }
-    Ok(Duration::from_secs_f64(total))
+    // from_secs_f64 panics on overflow: "99999999999999999999999h" is bad input, not a crash.
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// The container's cumulative OOM-kill count.
@@ -170,5 +171,11 @@ mod tests {
         assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("5").is_err() && parse_duration("").is_err() && parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn huge_duration_is_an_error_not_a_panic() {
+        assert!(parse_duration("99999999999999999999999h").is_err());
+        assert!(parse_duration(&format!("{}s", "9".repeat(400))).is_err());
     }
 }

@@ -11,12 +11,17 @@ use crate::process::{self, Mode, Plan, PlanInput};
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{Capabilities, Capability, LinuxNamespace, Process, Spec};
 
+/// `-p process.json`'s bytes as exec reads them (the fuzz targets' seam).
+pub fn parse_process(data: &[u8]) -> serde_json::Result<Process> {
+    serde_json::from_slice(data)
+}
+
 /// The process to run: `-p process.json`, or the container's own process with the CLI's
 /// overrides (runc's rules).
-fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
+pub fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
     if let Some(p) = &e.process {
         let data = std::fs::read(p).map_err(|err| anyhow!("read process {p}: {err}"))?;
-        return serde_json::from_slice(&data).map_err(|err| anyhow!("parse process {p}: {err}"));
+        return parse_process(&data).map_err(|err| anyhow!("parse process {p}: {err}"));
     }
     if e.args.is_empty() {
         bail!("exec args cannot be empty");

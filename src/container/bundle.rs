@@ -29,7 +29,7 @@ pub fn load(arg: &str) -> Result<Bundle> {
         std::io::ErrorKind::NotFound => anyhow!("JSON specification file config.json not found"),
         _ => anyhow!("read {}: {e}", path.display()),
     })?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(parse_error)?;
+    let spec = parse(&data)?;
     let root = spec
         .root()
         .as_ref()
@@ -42,6 +42,11 @@ pub fn load(arg: &str) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { dir, rootfs, spec })
+}
+
+/// Parse config.json's bytes (no validation): the seam the fuzz targets share with `load`.
+pub fn parse(data: &[u8]) -> Result<Spec> {
+    serde_json::from_slice(data).map_err(parse_error)
 }
 
 /// oci-spec parses capability names into an enum: say which name is unknown, in our words.
@@ -99,7 +104,9 @@ pub fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resu
     bail!("linux.sysctl: {key} is not namespaced and cannot be set in a container")
 }
 
-fn validate(spec: &Spec) -> Result<()> {
+/// Every check `create` makes on the config before touching the system, except the rootfs
+/// lookup (which needs the bundle directory).
+pub fn validate(spec: &Spec) -> Result<()> {
     let process = spec
         .process()
         .as_ref()

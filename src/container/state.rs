@@ -61,6 +61,13 @@ pub struct State {
     pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
+impl State {
+    /// state.json's bytes as `load` reads them (the fuzz targets' seam).
+    pub fn parse(data: &[u8], id: &str) -> Result<State> {
+        serde_json::from_slice(data).map_err(|e| anyhow!("corrupt state file for {id}: {e}"))
+    }
+}
+
 /// `berth state` / `list -f json` output; field order is runc's.
 #[derive(Serialize)]
 pub struct OciState<'a> {
@@ -208,7 +215,7 @@ impl Container {
             }
             Err(e) => bail!("read state of {id}: {e}"),
         };
-        let state: State = serde_json::from_slice(&data).map_err(|e| anyhow!("corrupt state file for {id}: {e}"))?;
+        let state = State::parse(&data, id)?;
         Ok(Container { dir, state, lock })
     }
 

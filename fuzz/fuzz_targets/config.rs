@@ -1,0 +1,8 @@
+//! config: arbitrary bytes through berth::fuzz_config (see src/lib.rs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    berth::fuzz_config(data);
+});

@@ -1,0 +1,8 @@
+//! state: arbitrary bytes through berth::fuzz_state (see src/lib.rs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    berth::fuzz_state(data);
+});
