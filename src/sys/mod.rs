@@ -103,6 +103,10 @@ pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, clr: u64, propag
         propagation,
         userns_fd: 0,
     };
+    mount_setattr_raw(fd, recursive, &attr)
+}
+
+fn mount_setattr_raw(fd: BorrowedFd, recursive: bool, attr: &MountAttr) -> nix::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as u64;
     if recursive {
         flags |= libc::AT_RECURSIVE as u64;
@@ -114,7 +118,7 @@ pub fn mount_setattr(fd: BorrowedFd, recursive: bool, set: u64, clr: u64, propag
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -132,22 +136,7 @@ pub fn mount_setattr_idmap(fd: BorrowedFd, recursive: bool, userns: BorrowedFd) 
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let mut flags = libc::AT_EMPTY_PATH as u64;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as u64;
-    }
-    // SAFETY: attr is a valid mount_attr of the size passed; "" is a valid C string.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret).map(drop)
+    mount_setattr_raw(fd, recursive, &attr)
 }
 
 /// `open_tree(2)` with OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC: a detached copy of the mount at
