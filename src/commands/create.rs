@@ -201,27 +201,12 @@ pub fn check_terminal(terminal: bool, socket: bool, foreground: bool) -> Result<
     Ok(())
 }
 
-/// Where the pty master goes: the caller's console socket, or (foreground run) ourselves.
-fn hand_over_console(opts: &CreateOpts, m: &mut Made) -> Result<Option<OwnedFd>> {
-    match (m.launched.console.take(), &opts.console_socket) {
-        (Some(master), Some(path)) => {
-            process::console::send_to_socket(path, &master)?;
-            Ok(None)
-        }
-        (master, _) => Ok(master),
-    }
-}
-
 pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
     let mut m = make(g, opts, id, Mode::Create, false)?;
-    hand_over_console(opts, &mut m)?;
+    process::console::hand_over(m.launched.console.take(), opts.console_socket.as_deref())?;
     m.launched.sync.send(&Msg::Committed)?;
     // EOF: the init dropped its parent-death signal and closed its end; we may exit.
-    match m.launched.sync.recv()? {
-        None => {}
-        Some(Msg::Error(_, e)) => bail!("{e}"),
-        Some(other) => bail!("sync: unexpected {other:?}"),
-    }
+    m.launched.sync.expect_eof()?;
     m.disarm();
     Ok(0)
 }
@@ -258,17 +243,13 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     let set = forward_set();
     let old = crate::sys::block_signals(&set).map_err(|e| anyhow!("block signals: {e}"))?;
     let mut m = make(g, opts, id, Mode::Run, !detach)?;
-    let master = hand_over_console(opts, &mut m)?;
+    let master = process::console::hand_over(m.launched.console.take(), opts.console_socket.as_deref())?;
     let listener = match &m.container.state.notify_socket {
         Some(host) => Some(crate::notify::listen(&m.container.dir, host)?),
         None => None,
     };
     m.launched.sync.send(&Msg::Start)?;
-    match m.launched.sync.recv()? {
-        None => {}
-        Some(Msg::Error(_, e)) => bail!("{e}"),
-        Some(other) => bail!("sync: unexpected {other:?}"),
-    }
+    m.launched.sync.expect_eof()?;
     m.disarm();
     m.container
         .run_hooks("poststart", crate::container::state::Status::Running);

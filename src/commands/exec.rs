@@ -175,19 +175,9 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if let Some(p) = &e.pid_file {
         process::write_pid_file(p, launched.pid)?;
     }
-    let master = match (launched.console.take(), &e.console_socket) {
-        (Some(m), Some(path)) => {
-            process::console::send_to_socket(path, &m)?;
-            None
-        }
-        (m, _) => m,
-    };
+    let master = process::console::hand_over(launched.console.take(), e.console_socket.as_deref())?;
     launched.sync.send(&Msg::Start)?;
-    match launched.sync.recv()? {
-        None => {}
-        Some(Msg::Error(_, m)) => bail!("{m}"),
-        Some(other) => bail!("sync: unexpected {other:?}"),
-    }
+    launched.sync.expect_eof()?;
     launched.guard.disarm();
     if e.detach {
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);

@@ -76,6 +76,18 @@ pub fn send_to_socket(path: &str, master: &OwnedFd) -> Result<()> {
         .map_err(|e| anyhow!("send pty master to {path}: {e}"))
 }
 
+/// Where the pty master goes: the caller's console socket (runc's contract), or back to the
+/// caller of this function (a foreground run/exec relays it itself).
+pub fn hand_over(master: Option<OwnedFd>, socket: Option<&str>) -> Result<Option<OwnedFd>> {
+    match (master, socket) {
+        (Some(m), Some(path)) => {
+            send_to_socket(path, &m)?;
+            Ok(None)
+        }
+        (m, _) => Ok(m),
+    }
+}
+
 /// Restores the caller's terminal settings when the relay ends.
 struct RawMode(Option<nix::sys::termios::Termios>);
 

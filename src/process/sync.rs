@@ -136,6 +136,16 @@ impl Sync {
         }
     }
 
+    /// Wait for the peer to close its end (the init exec'd, or closed it on purpose); an Error
+    /// from it becomes this side's error.
+    pub fn expect_eof(&self) -> Result<()> {
+        match self.recv()? {
+            None => Ok(()),
+            Some(Msg::Error(_, msg)) => Err(anyhow!(msg)),
+            Some(m) => bail!("sync: unexpected {m:?}"),
+        }
+    }
+
     /// Wait for one specific message; an Error from the peer becomes this side's error.
     pub fn expect(&self, want: Msg) -> Result<()> {
         match self.recv()? {
