@@ -36,8 +36,13 @@ pub struct Listener {
     host: String,
 }
 
+/// The listener when the container was created with a NOTIFY_SOCKET (`host`), else None.
+pub fn listen_if(container_dir: &Path, host: Option<&str>) -> Result<Option<Listener>> {
+    host.map(|h| listen(container_dir, h)).transpose()
+}
+
 /// Bind the container-side socket (before the process is released, so no READY is lost).
-pub fn listen(container_dir: &Path, host: &str) -> Result<Listener> {
+fn listen(container_dir: &Path, host: &str) -> Result<Listener> {
     let path = container_dir.join(DIR).join("notify.sock");
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).map_err(|e| anyhow!("bind {}: {e}", path.display()))?;

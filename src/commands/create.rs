@@ -244,10 +244,7 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     let old = crate::sys::block_signals(&set).map_err(|e| anyhow!("block signals: {e}"))?;
     let mut m = make(g, opts, id, Mode::Run, !detach)?;
     let master = process::console::hand_over(m.launched.console.take(), opts.console_socket.as_deref())?;
-    let listener = match &m.container.state.notify_socket {
-        Some(host) => Some(crate::notify::listen(&m.container.dir, host)?),
-        None => None,
-    };
+    let listener = crate::notify::listen_if(&m.container.dir, m.container.state.notify_socket.as_deref())?;
     m.launched.sync.send(&Msg::Start)?;
     m.launched.sync.expect_eof()?;
     m.disarm();

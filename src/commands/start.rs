@@ -10,10 +10,7 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
         Status::Running => bail!("cannot start an already running container"),
         s => bail!("cannot start a container in the {} state", s.as_str()),
     }
-    let listener = match &c.state.notify_socket {
-        Some(host) => Some(crate::notify::listen(&c.dir, host)?),
-        None => None,
-    };
+    let listener = crate::notify::listen_if(&c.dir, c.state.notify_socket.as_deref())?;
     let fifo = c.dir.join(FIFO);
     // Non-blocking: if the init died there is no reader and open fails with ENXIO at once.
     let fd = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| match e {
