@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (real namespaces, mounts and cgroups)"; exit 1; }
 bash integration/deps.sh
-cargo build --release --quiet
-BERTH=$PWD/target/release/berth
+# The binary's path comes from cargo: .cargo/config.toml builds for an explicit target (static).
+BERTH=$(cargo build --release --quiet --message-format=json | jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable')
 WORK=$(mktemp -d /tmp/berth-demo.XXXXXX)
 ROOT=$WORK/state
 ID=demo-$$

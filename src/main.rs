@@ -1,6 +1,12 @@
 //! berth: a daemonless, runc-compatible OCI container runtime.
 //! Parse the command line, set up logging, dispatch, map errors to exit codes; no logic here
 //! (the modules live in the library, src/lib.rs).
+//!
+//! `no_main`: berth is a short-lived CLI whose `state`/`start`/`kill`/`delete` are dominated by
+//! process start-up, so it skips std's runtime initialisation (which reads /proc/self/maps for
+//! the main thread's stack guard and installs an alternate signal stack) and does the two parts
+//! berth relies on itself: SIGPIPE ignored and fds 0-2 open (sys::process_start).
+#![no_main]
 
 use berth::cli::{Cli, Command};
 use berth::{commands, container, log, namespaces};
@@ -70,7 +76,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-fn main() {
+/// The C entry point (see `no_main` above); std's argument and environment access work
+/// without the runtime on glibc, which hands argv to constructors.
+#[no_mangle]
+extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    berth::sys::process_start();
+    run_cli();
+    0
+}
+
+fn run_cli() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -21,7 +21,8 @@ if [ -z "${BENCH_INNER:-}" ]; then
   for p in hyperfine runc crun time; do
     dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
   done
-  (cd "$REPO" && cargo build --release --quiet)
+  BERTH_BIN=$(cd "$REPO" && cargo build --release --quiet --message-format=json | jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable')
+  export BERTH_BIN
   BENCH_INNER=1 exec "$HERE/cgview.sh" "$0" "$@"
 fi
 
@@ -34,7 +35,7 @@ RSS_RUNS=${BENCH_RSS:-3}
 OUT=${BENCH_OUT:-$HERE/RESULTS.md}
 PREP=$HERE/prep.sh
 RTS=(berth crun runc)
-declare -A BIN=([berth]=$REPO/target/release/berth [crun]=$(command -v crun) [runc]=$(command -v runc))
+declare -A BIN=([berth]=$BERTH_BIN [crun]=$(command -v crun) [runc]=$(command -v runc))
 declare -A NA=()
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 

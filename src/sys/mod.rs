@@ -294,6 +294,31 @@ pub fn setresgid(gid: u32) -> nix::Result<()> {
 }
 
 /// `_exit(2)`: the child never runs the parent's atexit handlers or destructors.
+/// What berth keeps of std's runtime start-up (main.rs runs without it): ignore SIGPIPE, so a
+/// reader or hook that goes away yields EPIPE instead of killing berth, and make sure fds 0-2
+/// are open, so no file berth opens lands on a standard stream (std opens /dev/null for the
+/// same reason).
+pub fn process_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes only the three pollfd entries of the array it is given.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if n > 0 {
+        for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+            // SAFETY: opening /dev/null takes the lowest free fd, which is the closed p.fd; the
+            // fd is deliberately left open for the life of the process.
+            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != p.fd {
+                exit_now(127);
+            }
+        }
+    }
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler code is involved.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no Rust state.
     unsafe { libc::_exit(code) }
