@@ -253,3 +253,45 @@ fn exec_gets_the_same_filter() {
     assert!(!env.rootfs().join("tmp/e").exists());
     env.berth(&["kill", &id, "KILL"]).ok();
 }
+
+#[test]
+fn compiled_filters_are_cached_reused_and_still_enforced() {
+    require_root!();
+    let env = with_seccomp(
+        &["sh", "-c", "mkdir /tmp/x; echo rc=$?"],
+        json!({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}),
+        true,
+    );
+    let cache = env.root.join("@seccomp-cache");
+    let entries = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        std::fs::read_dir(&cache)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(entries().is_empty());
+    let o = env.run(&env.id("sc-cache1"));
+    assert!(o.stdout.contains("rc=1"), "{} {}", o.stdout, o.stderr);
+    let first = entries();
+    assert_eq!(first.len(), 1, "one compiled filter stored: {first:?}");
+    // The second container of the same profile is served from the cache (the entry is not
+    // rewritten) and its filter denies mkdir just the same.
+    let o = env.run(&env.id("sc-cache2"));
+    assert!(o.stdout.contains("rc=1"), "{} {}", o.stdout, o.stderr);
+    assert!(!env.rootfs().join("tmp/x").exists());
+    assert_eq!(entries(), first);
+    // A cache dir is not a container.
+    let l = env.berth(&["list", "-q"]);
+    assert!(!l.stdout.contains("seccomp"), "{}", l.stdout);
+    // Another profile is compiled on its own, not served the first one's program.
+    let mut env2 = env;
+    env2.config["linux"]["seccomp"]["syscalls"][0]["errnoRet"] = json!(13);
+    env2.save();
+    let o = env2.run(&env2.id("sc-cache3"));
+    assert!(o.stderr.contains("Permission denied"), "{} {}", o.stdout, o.stderr);
+    assert_eq!(entries().len(), 2);
+}

@@ -161,6 +161,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         no_new_keyring: opts.no_new_keyring,
         lock_fd: container.lock_fd(),
         exec: false,
+        state_root: Some(&g.root),
     })?;
     crate::log::debug(&format!(
         "create {id}: clone flags {:#x}, unshare {:#x}, fork {}, {} joins, {} mounts",

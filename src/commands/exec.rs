@@ -169,6 +169,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         no_new_keyring: false,
         lock_fd: None,
         exec: true,
+        state_root: Some(&g.root),
     })?;
     let cg = (!cgroup.paths.is_empty()).then_some(&cgroup);
     let mut launched = process::launch(&plan, cg)?;

@@ -44,6 +44,12 @@ pub fn run(g: &Global, format: &str, quiet: bool) -> Result<i32> {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
+            // Not every dir in the root is a container (the seccomp cache, seccomp/cache.rs).
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| crate::container::state::validate_id(n).is_ok())
+            })
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

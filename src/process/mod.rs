@@ -100,6 +100,8 @@ pub struct PlanInput<'a> {
     pub lock_fd: Option<std::os::fd::RawFd>,
     /// Join a running container (every namespace by path) instead of making one.
     pub exec: bool,
+    /// The state root, home of the compiled-seccomp cache (None: no cache).
+    pub state_root: Option<&'a std::path::Path>,
 }
 
 impl Plan {
@@ -176,7 +178,7 @@ impl Plan {
             .map(|a| cstr(a))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| anyhow!("process.args: {e}"))?;
-        let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle)?;
+        let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle, i.state_root)?;
         let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
         sysctls.sort();
         Ok(Plan {

@@ -7,6 +7,7 @@
 //! action are skipped (libseccomp refuses them), errnoRet defaults to EPERM, SCMP_ACT_KILL is
 //! KILL_THREAD. Unknown action, flag or operator names fail while parsing config.json.
 
+pub mod cache;
 pub mod notify;
 
 use anyhow::{anyhow, bail, Result};
@@ -308,16 +309,35 @@ pub fn features() -> serde_json::Value {
     })
 }
 
+/// `compile`, through the compiled-filter cache in `state_root` when there is one (cache.rs).
+pub fn compile_cached(s: &LinuxSeccomp, state_root: Option<&std::path::Path>) -> Result<Compiled> {
+    let Some((dir, key)) = state_root.and_then(|r| Some((r.join(cache::DIR), cache::key(s)?))) else {
+        return compile(s);
+    };
+    // Validation is cheap and also covers what the key leaves out (listenerPath).
+    validate(s)?;
+    if let Some(c) = cache::load(&dir, &key) {
+        for name in &c.skipped {
+            crate::log::debug(&format!("unknown seccomp syscall {name:?} ignored"));
+        }
+        return Ok(c);
+    }
+    let c = compile(s)?;
+    cache::store(&dir, &key, &c);
+    Ok(c)
+}
+
 /// The container's filter and, with SCMP_ACT_NOTIFY rules, where its listener goes.
 pub fn for_container(
     spec: &oci_spec::runtime::Spec,
     id: &str,
     bundle: &std::path::Path,
+    state_root: Option<&std::path::Path>,
 ) -> Result<(Option<Compiled>, Option<notify::Listener>)> {
     let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok((None, None));
     };
-    let c = compile(s)?;
+    let c = compile_cached(s, state_root)?;
     let listener = match s.listener_path() {
         Some(path) if c.notify => Some(notify::Listener {
             path: path.clone(),
