@@ -97,9 +97,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             }
         }
     }
-    if plan.new_cgroupns {
-        // After the parent placed us in the container's cgroups: they become the ns root.
-        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
+    let entered = std::cell::Cell::new(false);
+    if plan.rootfs.is_none() {
+        enter_cgroups(plan, sync, &entered)?;
     }
     if !plan.exec {
         // A new session: the container's init must not share the caller's controlling terminal.
@@ -118,7 +118,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         // Device nodes and mount points get exactly the modes the config asks for.
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let root = setup::prepare(rootfs)?;
-        setup::mount_all(root.as_fd(), rootfs)?;
+        setup::mount_all(root.as_fd(), rootfs, &|| enter_cgroups(plan, sync, &entered))?;
+        // Device nodes only inside the cgroups: a v1 devices cgroup also governs mknod.
+        enter_cgroups(plan, sync, &entered)?;
         setup::setup_dev(root.as_fd(), rootfs)?;
         if plan.terminal {
             let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
@@ -230,6 +232,23 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         )?;
     }
     exec(plan, &path)
+}
+
+/// Wait until the parent has moved us into the container's cgroups (it writes cgroup.procs while
+/// we set up: the first write of a migration waits for an RCU grace period, milliseconds that
+/// would otherwise be on the critical path), then make them the root of a new cgroup namespace.
+/// Called before the first cgroup mount, device nodes and anything after; once `entered`, it
+/// returns at once.
+fn enter_cgroups(plan: &Plan, sync: &Sync, entered: &std::cell::Cell<bool>) -> Result<()> {
+    if entered.get() {
+        return Ok(());
+    }
+    sync.expect(Msg::Joined)?;
+    if plan.new_cgroupns {
+        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
+    }
+    entered.set(true);
+    Ok(())
 }
 
 fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {

@@ -252,6 +252,16 @@ fn write_oom(pid: i32, v: i32) -> Result<()> {
         .map_err(|e| anyhow!("set oom_score_adj {v}: {e}"))
 }
 
+/// Move the container's init into its cgroups and tell it (`Joined`; sync.rs). The init runs
+/// meanwhile; if the write fails because it already died of its own error, that error is the
+/// one to report.
+fn join_cgroups(sync: &Sync, cgroup: Option<&CgroupState>, pid: i32) -> Result<()> {
+    cgroup
+        .map_or(Ok(()), |cg| cg.join(pid))
+        .and_then(|()| sync.send(&Msg::Joined))
+        .map_err(|e| sync.pending_error().map_or(e, |m| anyhow!(m)))
+}
+
 /// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
 pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
@@ -266,11 +276,8 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
     drop(theirs);
     guard.push(pid);
     crate::fault::point("after-clone");
-    // The child waits for Go: it joins its cgroups before it unshares the cgroup namespace
-    // (so the namespace root is the container's cgroup), and its maps exist before it acts.
-    if let Some(cg) = cgroup {
-        cg.join(pid)?;
-    }
+    // The child waits for Go: its maps exist before it acts. Its cgroups are joined after Go,
+    // while it sets up (join_cgroups).
     if plan.clone_flags & libc::CLONE_NEWUSER != 0 {
         namespaces::write_maps(pid, &plan.ns)?;
     }
@@ -278,6 +285,9 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
         write_oom(pid, v)?;
     }
     ours.send(&Msg::Go)?;
+    if !plan.fork_after {
+        join_cgroups(&ours, cgroup, pid)?;
+    }
     let mut init_pid = pid;
     let mut console = None;
     loop {
@@ -317,6 +327,8 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
                 // The intermediate exits right after sending the pid.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 ours.send(&Msg::PidSeen)?;
+                // The real init, not the intermediate: it was forked outside the cgroups.
+                join_cgroups(&ours, cgroup, p)?;
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(_, m)) => bail!("{m}"),

@@ -4,7 +4,8 @@
 //!
 //! | # | direction      | message            | when                                                        |
 //! |---|----------------|--------------------|-------------------------------------------------------------|
-//! | 1 | parent → child | `Go`               | cgroups joined, id maps written (userns at clone), oom score |
+//! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score                |
+//! | 1'| parent → child | `Joined`           | the init is in the container's cgroups: after Go, or after `PidSeen` on the fork path. The parent writes cgroup.procs while the init sets up (the first write waits for an RCU grace period); the init waits for it before the first cgroup mount and device nodes (see init.rs). It may arrive while the child waits for another message: `Sync` remembers it |
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
@@ -37,6 +38,7 @@ pub enum Msg {
     HooksDone(String),
     SeccompFd,
     PidSeen,
+    Joined,
 }
 
 impl Msg {
@@ -55,6 +57,7 @@ impl Msg {
             Msg::HooksDone(s) => (11, 0, s.as_str()),
             Msg::SeccompFd => (12, 0, ""),
             Msg::PidSeen => (13, 0, ""),
+            Msg::Joined => (14, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -82,6 +85,7 @@ impl Msg {
             11 => Msg::HooksDone(String::from_utf8_lossy(&b[5..]).into_owned()),
             12 => Msg::SeccompFd,
             13 => Msg::PidSeen,
+            14 => Msg::Joined,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -89,6 +93,8 @@ impl Msg {
 
 pub struct Sync {
     pub fd: OwnedFd,
+    /// `Joined` arrived while another message was awaited (child side).
+    joined: std::cell::Cell<bool>,
 }
 
 impl Sync {
@@ -96,7 +102,11 @@ impl Sync {
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| anyhow!("socketpair: {e}"))?;
-        Ok((Sync { fd: a }, Sync { fd: b }))
+        let side = |fd| Sync {
+            fd,
+            joined: std::cell::Cell::new(false),
+        };
+        Ok((side(a), side(b)))
     }
 
     pub fn send(&self, m: &Msg) -> Result<()> {
@@ -147,12 +157,33 @@ impl Sync {
     }
 
     /// Wait for one specific message; an Error from the peer becomes this side's error.
+    /// `Joined` is not ordered against the other messages (table above): it is remembered
+    /// when it comes first, and `expect(Joined)` returns at once if it already came.
     pub fn expect(&self, want: Msg) -> Result<()> {
-        match self.recv()? {
-            Some(m) if m == want => Ok(()),
-            Some(Msg::Error(_, msg)) => Err(anyhow!(msg)),
-            Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
-            None => bail!("sync: peer exited while waiting for {want:?}"),
+        if want == Msg::Joined && self.joined.get() {
+            return Ok(());
+        }
+        loop {
+            match self.recv()? {
+                Some(m) if m == want => return Ok(()),
+                Some(Msg::Joined) => self.joined.set(true),
+                Some(Msg::Error(_, msg)) => return Err(anyhow!(msg)),
+                Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
+                None => bail!("sync: peer exited while waiting for {want:?}"),
+            }
+        }
+    }
+
+    /// An Error the peer already sent, without waiting (None if nothing is queued). Used when a
+    /// step on the peer's pid failed: if the peer died of its own error, that is the real cause.
+    pub fn pending_error(&self) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n > 0 => match Msg::decode(&buf[..n]) {
+                Ok(Msg::Error(_, m)) => Some(m),
+                _ => None,
+            },
+            _ => None,
         }
     }
 }
@@ -223,5 +254,20 @@ mod tests {
         assert!(fd.is_some());
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn joined_may_come_before_the_awaited_message() {
+        let (a, b) = Sync::pair().unwrap();
+        a.send(&Msg::Joined).unwrap();
+        a.send(&Msg::PidSeen).unwrap();
+        b.expect(Msg::PidSeen).unwrap();
+        b.expect(Msg::Joined).unwrap();
+        let (c, d) = Sync::pair().unwrap();
+        c.send(&Msg::Joined).unwrap();
+        d.expect(Msg::Joined).unwrap();
+        assert!(d.pending_error().is_none());
+        c.send(&Msg::Error(1, "mount proc on /proc: EPERM".into())).unwrap();
+        assert_eq!(d.pending_error().as_deref(), Some("mount proc on /proc: EPERM"));
     }
 }

@@ -194,8 +194,14 @@ fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()
     Ok(())
 }
 
-pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
+/// Every configured mount, in order. `in_cgroups` is called before the first cgroup mount: it
+/// returns once the init is in the container's cgroups (and cgroup namespace), which the
+/// cgroupfs mounts show.
+pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan, in_cgroups: &dyn Fn() -> Result<()>) -> Result<()> {
     for m in &plan.mounts {
+        if matches!(m.kind, Kind::Cgroup) {
+            in_cgroups()?;
+        }
         match &m.kind {
             Kind::Bind { src, recursive } => match m.idmap.as_ref().and_then(|i| i.tree.as_ref()) {
                 Some(tree) => attach(tree.0.as_fd(), src, root, &m.dest)?,
