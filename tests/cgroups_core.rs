@@ -407,3 +407,35 @@ fn delete_force_kills_processes_moved_into_sub_cgroups() {
     }
     env.assert_gone(&id);
 }
+
+#[test]
+fn delete_kills_a_process_moved_into_a_stopped_containers_cgroup_from_outside() {
+    require_root!();
+    // With its own pid namespace a stopped container's processes are all gone, so delete
+    // just removes the cgroups; a host process someone moved in is not in that namespace and
+    // must still be killed, and the cgroups removed.
+    let env = Env::new(&["true"]);
+    let id = env.id("cgforeign");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let hs = hierarchies();
+    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let _guard = CgDirs(dirs.clone());
+    env.create(&id).ok();
+    env.berth(&["start", &id]).ok();
+    env.wait_status(&id, "stopped");
+    let mut sleeper = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+    let pid = sleeper.id() as i32;
+    let pids = dirs
+        .iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .expect("a pids hierarchy");
+    std::fs::write(pids.join("cgroup.procs"), pid.to_string()).unwrap();
+    let o = env.berth(&["delete", &id]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let status = sleeper.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    env.assert_gone(&id);
+}

@@ -270,14 +270,23 @@ impl CgroupState {
     /// sub-cgroups its processes made (as runc's RemovePath); a parent berth made stays while
     /// another container's cgroup lives under it.
     pub fn destroy(&self) -> Result<()> {
+        self.destroy_with(RMDIR_TRIES)
+    }
+
+    /// `destroy` without waiting: fails at once on a directory that is still busy.
+    pub fn destroy_once(&self) -> Result<()> {
+        self.destroy_with(0)
+    }
+
+    fn destroy_with(&self, tries: u32) -> Result<()> {
         let mut last_err = None;
         let mut dirs = self.created.clone();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
             let r = if self.paths.contains(&d) {
-                remove_tree(&d)
+                remove_tree(&d, tries)
             } else {
-                rmdir_retry(&d, true)
+                rmdir_retry(&d, true, tries)
             };
             if let Err(e) = r {
                 last_err = Some(e);
@@ -291,10 +300,13 @@ fn has_subdirs(d: &Path) -> bool {
     std::fs::read_dir(d).is_ok_and(|rd| rd.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
 }
 
+/// How often a busy cgroup's rmdir is retried, 5 ms apart.
+const RMDIR_TRIES: u32 = 200;
+
 /// rmdir, retried briefly while busy: a just-killed task or just-removed child cgroup leaves
 /// the kernel's bookkeeping asynchronously. With `shared`, a directory that still has children
 /// belongs to someone else too and is left in place.
-fn rmdir_retry(d: &Path, shared: bool) -> Result<()> {
+fn rmdir_retry(d: &Path, shared: bool, max_tries: u32) -> Result<()> {
     let mut tries = 0;
     loop {
         match std::fs::remove_dir(d) {
@@ -304,7 +316,7 @@ fn rmdir_retry(d: &Path, shared: bool) -> Result<()> {
                 if shared && has_subdirs(d) {
                     return Ok(());
                 }
-                if tries >= 200 {
+                if tries >= max_tries {
                     return Err(anyhow!("remove cgroup {}: {e}", d.display()));
                 }
                 tries += 1;
@@ -316,15 +328,21 @@ fn rmdir_retry(d: &Path, shared: bool) -> Result<()> {
 }
 
 /// The container's cgroup and everything below it, deepest first.
-fn remove_tree(d: &Path) -> Result<()> {
+fn remove_tree(d: &Path, tries: u32) -> Result<()> {
+    // Usually a leaf: one rmdir. cgroupfs answers EBUSY when sub-cgroups (or tasks) remain.
+    match std::fs::remove_dir(d) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     if let Ok(rd) = std::fs::read_dir(d) {
         for e in rd.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path())?;
+                remove_tree(&e.path(), tries)?;
             }
         }
     }
-    rmdir_retry(d, false)
+    rmdir_retry(d, false, tries)
 }
 
 pub fn is_frozen(cg: &CgroupState) -> bool {

@@ -38,9 +38,22 @@ pub fn v1_dirs(paths: &[PathBuf]) -> BTreeMap<String, PathBuf> {
 /// Apply linux.resources at create time (the device filter also allows linux.devices).
 pub fn apply_resources(cg: Option<&CgroupState>, linux: &Linux) -> Result<()> {
     let Some(cg) = cg else { return Ok(()) };
-    let r = linux.resources().clone().unwrap_or_default();
+    let mut r = linux.resources().clone().unwrap_or_default();
     let devices = linux.devices().clone().unwrap_or_default();
+    if !cg.v2_only() {
+        // v1: create writes the complete device list itself right after (devices::rules: these
+        // rules, runc's defaults, linux.devices); writing these first only costs syscalls.
+        r.set_devices(None);
+        if is_empty(&r) {
+            return Ok(());
+        }
+    }
     apply_with_devices(cg, &r, false, &devices)
+}
+
+/// No field set: nothing to write (runc's default config has only `devices`).
+fn is_empty(r: &LinuxResources) -> bool {
+    serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({}))
 }
 
 /// `update`: write every field of `r`, with runc's update-only checks (checkBeforeUpdate).
@@ -80,4 +93,21 @@ pub fn apply_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
 
 pub fn warn(msg: &str) {
     crate::log::warn(msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_resources_are_recognised() {
+        assert!(is_empty(&LinuxResources::default()));
+        let mut r: LinuxResources =
+            serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).unwrap();
+        assert!(!is_empty(&r));
+        r.set_devices(None);
+        assert!(is_empty(&r));
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({"pids": {"limit": 5}})).unwrap();
+        assert!(!is_empty(&r));
+    }
 }

@@ -15,10 +15,16 @@ pub fn destroy(c: &Container) -> Result<()> {
         let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
     }
-    if !c.state.own_pidns || !c.state.cgroup.procs().is_empty() {
+    if !c.state.own_pidns {
         c.state.cgroup.kill_all_and_wait();
     }
-    let r = c.state.cgroup.destroy();
+    // With its own pid namespace, the init's death took every process of the container with
+    // it (the kernel kills the namespace). Anything still in the cgroups came from outside or
+    // is not released yet: rmdir then fails (EBUSY), and it is killed and waited for.
+    let r = c.state.cgroup.destroy_once().or_else(|_| {
+        c.state.cgroup.kill_all_and_wait();
+        c.state.cgroup.destroy()
+    });
     c.run_hooks("poststop", Status::Stopped);
     c.remove_dir()?;
     r
