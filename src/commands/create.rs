@@ -115,33 +115,21 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
     st.hooks = b.spec.hooks().clone();
     crate::fault::point("before-state");
-    if let Some(mut cg) = cgroup {
+    if let Some(cg) = &cgroup {
         container.state.cgroup = cg.clone();
-        // Recorded (with the directories about to be made) before any cgroup exists, so a
-        // create killed from here on is cleaned up by `delete --force`.
-        container.save()?;
         cleanup.cgroup = Some(cg.clone());
-        crate::fault::point("before-cgroups");
-        cg.create()?;
-        if cg.paths != container.state.cgroup.paths || cg.created != container.state.cgroup.created {
-            // Rootless dropped hierarchies the user may not write to, or a directory appeared
-            // meanwhile (then it is not ours to remove).
-            container.state.cgroup = cg.clone();
-            container.save()?;
-        }
-        cleanup.cgroup = Some(cg);
-        crate::fault::point("after-cgroups");
-    } else {
-        container.save()?;
     }
-    crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
-    if let Some(cg) = &cleanup.cgroup {
-        // Deny-all plus the device allowlist and the config's own nodes (after the resources, so
-        // this full list is what stays) before the init exists: it is placed in the cgroup
-        // before it may act, so no process of the container ever sees a host disk.
-        if let Some(d) = crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
-            crate::cgroups::devices::apply_v1(&d, &device_rules)?;
-        }
+    // Recorded (with the cgroup directories about to be made) before any cgroup exists, so a
+    // create killed from here on is cleaned up by `delete --force`.
+    container.save()?;
+    // The cgroups are made while the init sets up its namespaces (process::launch calls back
+    // after the clone, before it joins them): cgroup mkdirs and resource writes take about a
+    // millisecond of kernel work that need not wait for each other. Rootless may drop
+    // hierarchies the user cannot write to, and the init's cgroup mounts are planned from the
+    // paths that are left: there the cgroups come first.
+    let rootless_cgroups = cgroup.as_ref().is_some_and(|cg| cg.rootless);
+    if rootless_cgroups {
+        make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
     }
     let fifo = if mode == Mode::Create {
         Some(make_fifo(&container)?)
@@ -171,8 +159,14 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         plan.ns.joins.len(),
         plan.rootfs.as_ref().map_or(0, |r| r.mounts.len())
     ));
+    // Paths the init joins: made before the join (root) or already (rootless).
     let cg = cleanup.cgroup.clone();
-    let launched = process::launch(&plan, cg.as_ref())?;
+    let launched = process::launch(&plan, cg.as_ref(), &mut || {
+        if cgroup.is_some() && !rootless_cgroups {
+            make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
+        }
+        Ok(())
+    })?;
     crate::fault::point("after-ready");
     let (start, _) = crate::container::state::proc_stat(launched.pid)
         .ok_or_else(|| anyhow!("container init exited during setup"))?;
@@ -189,6 +183,37 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         launched,
         _cleanup: cleanup,
     })
+}
+
+/// mkdir the container's cgroups, record what was really made, write linux.resources and the
+/// device allowlist. Before the init joins them: no process of the container ever runs in a
+/// cgroup without its limits or sees a host disk.
+fn make_cgroups(
+    container: &mut Container,
+    cleanup: &mut Cleanup,
+    linux: &oci_spec::runtime::Linux,
+    device_rules: &[crate::cgroups::devices::Rule],
+) -> Result<()> {
+    let mut cg = container.state.cgroup.clone();
+    crate::fault::point("before-cgroups");
+    cg.create()?;
+    if cg.paths != container.state.cgroup.paths || cg.created != container.state.cgroup.created {
+        // Rootless dropped hierarchies the user may not write to, or a directory appeared
+        // meanwhile (then it is not ours to remove).
+        container.state.cgroup = cg.clone();
+        container.save()?;
+    }
+    cleanup.cgroup = Some(cg);
+    crate::fault::point("after-cgroups");
+    crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
+    if let Some(cg) = &cleanup.cgroup {
+        // Deny-all plus the device allowlist and the config's own nodes (after the resources,
+        // so this full list is what stays).
+        if let Some(d) = crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
+            crate::cgroups::devices::apply_v1(&d, device_rules)?;
+        }
+    }
+    Ok(())
 }
 
 /// runc's rules: a terminal needs somewhere to go, and a console socket needs a terminal.

@@ -172,7 +172,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         state_root: Some(&g.root),
     })?;
     let cg = (!cgroup.paths.is_empty()).then_some(&cgroup);
-    let mut launched = process::launch(&plan, cg)?;
+    let mut launched = process::launch(&plan, cg, &mut || Ok(()))?;
     if let Some(p) = &e.pid_file {
         process::write_pid_file(p, launched.pid)?;
     }

@@ -122,7 +122,12 @@ impl Plan {
         let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
         let fast = ns.joins.is_empty() && ns.new & CLONE_NEWTIME == 0;
         let (clone_flags, unshare_flags) = if fast {
-            (ns.new & !libc::CLONE_NEWCGROUP, 0)
+            // The init is pid 1 and in its own mount (and user) namespace from the clone; the
+            // network, IPC and UTS namespaces it unshares itself after Go, so their creation
+            // (a new network namespace is the costliest part of a clone) runs while the
+            // parent makes and joins the cgroups. Owner and result are the same either way.
+            let own = libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+            (ns.new & !libc::CLONE_NEWCGROUP & !own, ns.new & own)
         } else {
             (0, ns.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP))
         };
@@ -263,7 +268,13 @@ fn join_cgroups(sync: &Sync, cgroup: Option<&CgroupState>, pid: i32) -> Result<(
 }
 
 /// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
-pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
+/// `before_join` runs right after Go, while the init sets up: it makes the cgroups the init
+/// then joins (create), so that kernel work overlaps the init's.
+pub fn launch(
+    plan: &Plan,
+    cgroup: Option<&CgroupState>,
+    before_join: &mut dyn FnMut() -> Result<()>,
+) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
     let mut guard = PidGuard::default();
     let pid = match spawn::clone(plan.clone_flags)? {
@@ -285,6 +296,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<Launched> {
         write_oom(pid, v)?;
     }
     ours.send(&Msg::Go)?;
+    before_join()?;
     if !plan.fork_after {
         join_cgroups(&ours, cgroup, pid)?;
     }
