@@ -114,6 +114,8 @@ impl CgroupState {
     /// mkdir the reserved directories (parents first), then make the controllers berth writes
     /// available down a cgroup2 tree.
     pub fn create(&mut self) -> Result<()> {
+        // A probe made before the directories existed would be wrong from here on.
+        self.unified_probe = std::cell::OnceCell::new();
         for dir in self.created.clone() {
             // A rootless drop below may have forgotten this directory's hierarchy already.
             if !self.created.contains(&dir) {
@@ -143,18 +145,25 @@ impl CgroupState {
     fn drop_hierarchy_of(&mut self, dir: &Path) {
         let gone: Vec<PathBuf> = self.paths.iter().filter(|p| p.starts_with(dir)).cloned().collect();
         self.paths.retain(|p| !gone.contains(p));
+        self.unified_probe = std::cell::OnceCell::new();
         self.created.retain(|d| !gone.iter().any(|p| p.starts_with(d)));
         if self.freezer.as_ref().is_some_and(|f| gone.contains(f)) {
             self.freezer = None;
         }
     }
 
-    /// The container's cgroup2 directory (the unified hierarchy on hybrid hosts).
+    /// The container's cgroup2 directory (the unified hierarchy on hybrid hosts). Probed on
+    /// the directories themselves (so the fake cgroupfs of the unit tests works too), once:
+    /// create and delete ask several times, and each probe is a path walk per hierarchy.
     pub fn unified(&self) -> Option<PathBuf> {
-        self.paths
-            .iter()
-            .find(|p| p.join("cgroup.controllers").exists())
-            .cloned()
+        self.unified_probe
+            .get_or_init(|| {
+                self.paths
+                    .iter()
+                    .find(|p| p.join("cgroup.controllers").exists())
+                    .cloned()
+            })
+            .clone()
     }
 
     /// Pure v2: the unified directory carries the resource controllers (no v1 hierarchy does).

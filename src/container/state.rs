@@ -34,6 +34,9 @@ pub struct CgroupState {
     /// Rootless: hierarchies the user may not write to are skipped, not fatal.
     #[serde(default)]
     pub rootless: bool,
+    /// Which of `paths` is a cgroup2 directory, probed once per process (cgroups::unified).
+    #[serde(skip)]
+    pub unified_probe: std::cell::OnceCell<Option<PathBuf>>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
