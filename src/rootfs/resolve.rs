@@ -54,33 +54,57 @@ pub fn mkdir_all(root: BorrowedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
         Err(Errno::ENOENT) => {}
         Err(e) => bail!("open {} in the container: {e}", show(path)),
     }
-    let mut rest: std::collections::VecDeque<std::ffi::OsString> = path.iter().map(|c| c.to_os_string()).collect();
-    let mut prefix = std::path::PathBuf::new();
-    let mut links = 0;
-    while let Some(name) = rest.pop_front() {
-        let cand = prefix.join(&name);
+    let comps: Vec<std::ffi::OsString> = path.iter().map(|c| c.to_os_string()).collect();
+    // The deepest existing ancestor, searched from the bottom: a mount target usually lacks
+    // only its last component, so this is one resolve instead of one per component.
+    let mut have = comps.len();
+    let mut parent = None;
+    while have > 0 {
+        have -= 1;
+        let cand: std::path::PathBuf = comps[..have].iter().collect();
         match open(root, &cand, libc::O_DIRECTORY) {
-            Ok(_) => {
-                prefix = cand;
-                continue;
+            Ok(fd) => {
+                parent = Some(fd);
+                break;
             }
             Err(Errno::ENOENT) => {}
             Err(e) => bail!("open {} in the container: {e}", show(&cand)),
         }
-        let parent = open(root, &prefix, libc::O_DIRECTORY)
-            .map_err(|e| anyhow!("open {} in the container: {e}", show(&prefix)))?;
-        match nix::sys::stat::mkdirat(
-            Some(parent.as_raw_fd()),
-            name.as_os_str(),
-            Mode::from_bits_truncate(mode),
-        ) {
+    }
+    let mut prefix: std::path::PathBuf = comps[..have].iter().collect();
+    let mut rest: std::collections::VecDeque<std::ffi::OsString> = comps[have..].iter().cloned().collect();
+    let mut links = 0;
+    // `parent` is the open prefix and its next component is known to be missing.
+    while let Some(name) = rest.pop_front() {
+        let cand = prefix.join(&name);
+        let dir = match parent.take() {
+            Some(fd) => fd,
+            None => {
+                match open(root, &cand, libc::O_DIRECTORY) {
+                    Ok(fd) => {
+                        prefix = cand;
+                        parent = Some(fd);
+                        continue;
+                    }
+                    Err(Errno::ENOENT) => {}
+                    Err(e) => bail!("open {} in the container: {e}", show(&cand)),
+                }
+                open(root, &prefix, libc::O_DIRECTORY)
+                    .map_err(|e| anyhow!("open {} in the container: {e}", show(&prefix)))?
+            }
+        };
+        match nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name.as_os_str(), Mode::from_bits_truncate(mode)) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => bail!("mkdir {} in the container: {e}", show(&cand)),
         }
+        // Resolved again from the root: what exists now may be a symlink (EEXIST above).
         match open(root, &cand, libc::O_DIRECTORY) {
-            Ok(_) => prefix = cand,
+            Ok(fd) => {
+                prefix = cand;
+                parent = Some(fd);
+            }
             Err(Errno::ENOENT) => {
-                let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name.as_os_str())
+                let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_os_str())
                     .map_err(|e| anyhow!("open {} in the container: {e}", show(&cand)))?;
                 links += 1;
                 if links > 40 {
@@ -98,7 +122,12 @@ pub fn mkdir_all(root: BorrowedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
             Err(e) => bail!("open {} in the container: {e}", show(&cand)),
         }
     }
-    open(root, &prefix, libc::O_DIRECTORY).map_err(|e| anyhow!("open {} in the container: {e}", show(path)))
+    match parent {
+        Some(fd) => Ok(fd),
+        None => {
+            open(root, &prefix, libc::O_DIRECTORY).map_err(|e| anyhow!("open {} in the container: {e}", show(path)))
+        }
+    }
 }
 
 /// Split into (O_PATH fd of the parent directory, created if missing; final name).
@@ -188,5 +217,63 @@ pub fn unlink(root: BorrowedFd, path: &Path) -> Result<()> {
     match nix::unistd::unlinkat(Some(parent.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => bail!("remove {}: {e}", show(path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    struct Tmp(std::path::PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn root(name: &str) -> (Tmp, OwnedFd) {
+        let d = std::env::temp_dir().join(format!("berth-resolve-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let fd = sys::open(&d, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        (Tmp(d), fd)
+    }
+
+    #[test]
+    fn mkdir_all_makes_what_is_missing_at_any_depth() {
+        let (t, r) = root("depth");
+        std::fs::create_dir_all(t.0.join("sys/fs")).unwrap();
+        for p in ["sys/fs/cgroup/cpu", "a/b/c", "sys", "a/b/c/d"] {
+            let fd = mkdir_all(r.as_fd(), Path::new(p), 0o755).unwrap();
+            assert!(t.0.join(p).is_dir(), "{p}");
+            assert_eq!(
+                std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap(),
+                t.0.join(p),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn mkdir_all_follows_dangling_links_inside_the_root() {
+        let (t, r) = root("links");
+        std::fs::create_dir_all(t.0.join("var")).unwrap();
+        // Absolute: /var/run -> /run (missing), as in many images.
+        std::os::unix::fs::symlink("/run", t.0.join("var/run")).unwrap();
+        mkdir_all(r.as_fd(), Path::new("var/run/lock"), 0o755).unwrap();
+        assert!(t.0.join("run/lock").is_dir());
+        // Relative with "..", clamped at the root.
+        std::os::unix::fs::symlink("../../../../x/y", t.0.join("var/up")).unwrap();
+        mkdir_all(r.as_fd(), Path::new("var/up/z"), 0o755).unwrap();
+        assert!(t.0.join("x/y/z").is_dir());
+        // A link loop ends in ELOOP, not a hang.
+        std::os::unix::fs::symlink("/loop2", t.0.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("/loop1", t.0.join("loop2")).unwrap();
+        let e = mkdir_all(r.as_fd(), Path::new("loop1/d"), 0o755).unwrap_err().to_string();
+        assert!(e.contains("ELOOP") || e.contains("symbolic links"), "{e}");
+        // A file in the way is an error.
+        std::fs::write(t.0.join("file"), b"").unwrap();
+        assert!(mkdir_all(r.as_fd(), Path::new("file/d"), 0o755).is_err());
     }
 }
