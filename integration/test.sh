@@ -22,3 +22,18 @@ fi
 if [ "${BERTH_FUZZ:-1}" = 1 ]; then
   bash integration/fuzz.sh
 fi
+# The benchmark harness itself (integration/bench/run.sh: berth, crun and runc through
+# cgview.sh), one round of two runs per cell into a scratch file (~15 s): every berth cell must
+# be a number. No timing is asserted anywhere. BERTH_BENCH=0 skips it.
+if [ "${BERTH_BENCH:-1}" = 1 ]; then
+  out=$(mktemp)
+  BENCH_ROUNDS=1 BENCH_RUNS=2 BENCH_LOOP_ROUNDS=1 BENCH_RSS=1 BENCH_OUT="$out" bash integration/bench/run.sh >/dev/null
+  awk -F'|' '/^\| / && !/measurement|shared libraries/ && $4 !~ /^ *[0-9.]+ *$/ {print "bench smoke: berth has no number in:" $0; bad = 1}
+    END {exit bad}' "$out"
+  rm -f "$out"
+fi
+# The hang watchdog: 10,000 back-to-back `berth run` of /bin/true, each under a 10 s timeout;
+# any hang, failure or leftover fails the suite (~2.5 min). BERTH_HANGCHECK=N runs N, 0 skips.
+if [ "${BERTH_HANGCHECK:-10000}" != 0 ]; then
+  bash integration/bench/hangcheck.sh "${BERTH_HANGCHECK:-10000}"
+fi
