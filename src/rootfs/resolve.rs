@@ -270,7 +270,9 @@ mod tests {
         // A link loop ends in ELOOP, not a hang.
         std::os::unix::fs::symlink("/loop2", t.0.join("loop1")).unwrap();
         std::os::unix::fs::symlink("/loop1", t.0.join("loop2")).unwrap();
-        let e = mkdir_all(r.as_fd(), Path::new("loop1/d"), 0o755).unwrap_err().to_string();
+        let e = mkdir_all(r.as_fd(), Path::new("loop1/d"), 0o755)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ELOOP") || e.contains("symbolic links"), "{e}");
         // A file in the way is an error.
         std::fs::write(t.0.join("file"), b"").unwrap();

@@ -69,18 +69,10 @@ pub fn load(dir: &Path, key: &str) -> Option<Compiled> {
     let nl = bytes.iter().position(|&b| b == b'\n')?;
     let h: Header = serde_json::from_slice(&bytes[..nl]).ok()?;
     let prog = &bytes[nl + 1..];
-    if h.key != key || h.len == 0 || prog.len() != h.len.checked_mul(8)? {
+    if h.key != key || prog.len() != h.len.checked_mul(8)? {
         return None;
     }
-    let program = prog
-        .chunks_exact(8)
-        .map(|b| libc::sock_filter {
-            code: u16::from_ne_bytes([b[0], b[1]]),
-            jt: b[2],
-            jf: b[3],
-            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        })
-        .collect();
+    let program = super::program_from_bytes(prog)?;
     Some(Compiled {
         program,
         flags: h.flags,
@@ -114,11 +106,7 @@ fn try_store(dir: &Path, key: &str, c: &Compiled) -> std::io::Result<()> {
     };
     let mut buf = serde_json::to_vec(&header)?;
     buf.push(b'\n');
-    for i in &c.program {
-        buf.extend_from_slice(&i.code.to_ne_bytes());
-        buf.extend_from_slice(&[i.jt, i.jf]);
-        buf.extend_from_slice(&i.k.to_ne_bytes());
-    }
+    buf.extend_from_slice(&super::program_to_bytes(&c.program));
     let path = entry_path(dir, key);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&buf));

@@ -174,23 +174,43 @@ fn add_call(f: &mut ScmpFilterContext, call: &LinuxSyscall, default: ScmpAction,
     Ok(())
 }
 
-/// Read the exported program back: classic BPF instructions, 8 bytes each, native endian.
+/// Classic BPF as libseccomp exports it (and the cache stores it): 8 bytes per instruction,
+/// native endian. None unless the length is a non-zero multiple of 8.
+pub fn program_from_bytes(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|b| libc::sock_filter {
+                code: u16::from_ne_bytes([b[0], b[1]]),
+                jt: b[2],
+                jf: b[3],
+                k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+            })
+            .collect(),
+    )
+}
+
+/// The inverse of `program_from_bytes`.
+pub fn program_to_bytes(program: &[libc::sock_filter]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(program.len() * 8);
+    for i in program {
+        out.extend_from_slice(&i.code.to_ne_bytes());
+        out.extend_from_slice(&[i.jt, i.jf]);
+        out.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    out
+}
+
+/// Read the exported program back.
 fn read_program(mut fd: std::fs::File) -> Result<Vec<libc::sock_filter>> {
     fd.rewind()?;
     let mut bytes = Vec::new();
     fd.read_to_end(&mut bytes)?;
-    if bytes.is_empty() || bytes.len() % 8 != 0 {
-        bail!("seccomp: exported BPF has an invalid size ({} bytes)", bytes.len());
-    }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|b| libc::sock_filter {
-            code: u16::from_ne_bytes([b[0], b[1]]),
-            jt: b[2],
-            jf: b[3],
-            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        })
-        .collect())
+    program_from_bytes(&bytes)
+        .ok_or_else(|| anyhow!("seccomp: exported BPF has an invalid size ({} bytes)", bytes.len()))
 }
 
 /// Profile -> BPF, in the parent.
