@@ -381,3 +381,52 @@ fn nested_cgroups_path_gets_controllers_and_is_removed() {
     env.assert_gone(&id);
     assert_no_cgroup(&top);
 }
+
+/// On cgroup v2 the init (and an exec'd process) is cloned straight into its cgroup
+/// (CLONE_INTO_CGROUP, no migration): it must be there, from the first instruction, for both.
+#[test]
+fn v2_processes_are_cloned_into_their_cgroup() {
+    require_root!();
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        eprintln!("skipped: CLONE_INTO_CGROUP needs a pure cgroup v2 host");
+        return;
+    }
+    let mut env = Env::new(&["sleep", "100"]);
+    env.config["linux"]["resources"] = json!({"pids": {"limit": 20}});
+    env.save();
+    let id = env.id("cgclone");
+    let log = env.dir.join("debug.log");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let l = log.to_string_lossy().into_owned();
+    env.berth(&["--debug", "--log", &l, "run", "-d", "-b", &b, &id]).ok();
+    let dir = &cg_paths(&env, &id)[0];
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l.trim() == pid.to_string()),
+        "{pid} not in {procs}"
+    );
+    let o = env.berth(&[
+        "--debug",
+        "--log",
+        &l,
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup /proc/1/cgroup",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", o.stdout);
+    assert_eq!(lines[0], lines[1], "the exec'd process is not in the init's cgroup");
+    assert_eq!(cg_read(&env, &id, &["pids.max"]), "20");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("CLONE_INTO_CGROUP").count(),
+        2,
+        "run and exec were not cloned into the cgroup:\n{text}"
+    );
+    env.berth(&["delete", "-f", &id]).ok();
+    env.assert_gone(&id);
+}

@@ -166,6 +166,13 @@ impl CgroupState {
             .clone()
     }
 
+    /// A pure cgroup v2 host (one path, in the only, unified, hierarchy): decided from the mount
+    /// table, so it holds before the directory exists (create makes it before the clone there,
+    /// to clone the init straight into it).
+    pub fn pure_v2(&self) -> bool {
+        self.paths.len() == 1 && hierarchies().is_ok_and(|hs| !hs.is_empty() && hs.iter().all(|h| h.v2))
+    }
+
     /// Pure v2: the unified directory carries the resource controllers (no v1 hierarchy does).
     pub fn v2_only(&self) -> bool {
         self.unified().is_some() && resources::v1_dirs(&self.paths).is_empty()

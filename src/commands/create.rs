@@ -127,8 +127,10 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     // millisecond of kernel work that need not wait for each other. Rootless may drop
     // hierarchies the user cannot write to, and the init's cgroup mounts are planned from the
     // paths that are left: there the cgroups come first.
-    let rootless_cgroups = cgroup.as_ref().is_some_and(|cg| cg.rootless);
-    if rootless_cgroups {
+    // On a pure cgroup v2 host the cgroup is one mkdir, and the init is cloned straight into
+    // it (process::launch), which avoids the migration and its grace period altogether.
+    let cgroups_first = cgroup.as_ref().is_some_and(|cg| cg.rootless || cg.pure_v2());
+    if cgroups_first {
         make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
     }
     let fifo = if mode == Mode::Create {
@@ -162,7 +164,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     // Paths the init joins: made before the join (root) or already (rootless).
     let cg = cleanup.cgroup.clone();
     let launched = process::launch(&plan, cg.as_ref(), &mut || {
-        if cgroup.is_some() && !rootless_cgroups {
+        if cgroup.is_some() && !cgroups_first {
             make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
         }
         Ok(())

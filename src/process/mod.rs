@@ -277,13 +277,36 @@ pub fn launch(
 ) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
     let mut guard = PidGuard::default();
-    let pid = match spawn::clone(plan.clone_flags)? {
+    // cgroup v2 only (made already: create does that first there): clone straight into it.
+    let into = cgroup
+        .filter(|cg| cg.pure_v2())
+        .and_then(|cg| crate::sys::open(&cg.paths[0], libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
+    let cloned = match &into {
+        Some(dir) => match spawn::clone_into_cgroup(plan.clone_flags, std::os::fd::AsFd::as_fd(dir)) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                crate::log::debug(&format!("clone3 into the cgroup: {e}; clone, then join"));
+                None
+            }
+        },
+        None => None,
+    };
+    let in_cgroup = cloned.is_some();
+    let child = match cloned {
+        Some(r) => r,
+        None => spawn::clone(plan.clone_flags)?,
+    };
+    let pid = match child {
         None => {
             drop(ours);
             init::child_main(plan, theirs)
         }
         Some(pid) => pid,
     };
+    drop(into);
+    if in_cgroup {
+        crate::log::debug(&format!("pid {pid} cloned into its cgroup (CLONE_INTO_CGROUP)"));
+    }
     drop(theirs);
     guard.push(pid);
     crate::fault::point("after-clone");
@@ -297,7 +320,9 @@ pub fn launch(
     }
     ours.send(&Msg::Go)?;
     before_join()?;
-    if !plan.fork_after {
+    if in_cgroup {
+        ours.send(&Msg::Joined)?;
+    } else if !plan.fork_after {
         join_cgroups(&ours, cgroup, pid)?;
     }
     let mut init_pid = pid;
@@ -339,8 +364,11 @@ pub fn launch(
                 // The intermediate exits right after sending the pid.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 ours.send(&Msg::PidSeen)?;
-                // The real init, not the intermediate: it was forked outside the cgroups.
-                join_cgroups(&ours, cgroup, p)?;
+                // The real init, not the intermediate: it was forked outside the cgroups (unless
+                // the intermediate was cloned into them, and the init with it).
+                if !in_cgroup {
+                    join_cgroups(&ours, cgroup, p)?;
+                }
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(_, m)) => bail!("{m}"),

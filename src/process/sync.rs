@@ -5,7 +5,7 @@
 //! | # | direction      | message            | when                                                        |
 //! |---|----------------|--------------------|-------------------------------------------------------------|
 //! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score                |
-//! | 1'| parent → child | `Joined`           | the init is in the container's cgroups: after Go, or after `PidSeen` on the fork path. The parent writes cgroup.procs while the init sets up (the first write waits for an RCU grace period); the init waits for it before the first cgroup mount and device nodes (see init.rs). It may arrive while the child waits for another message: `Sync` remembers it |
+//! | 1'| parent → child | `Joined`           | the init is in the container's cgroups: after Go, or after `PidSeen` on the fork path; right after Go when it was cloned into its cgroup (CLONE_INTO_CGROUP, cgroup v2). The parent writes cgroup.procs while the init sets up (the first write waits for an RCU grace period); the init waits for it before the first cgroup mount and device nodes (see init.rs). It may arrive while the child waits for another message: `Sync` remembers it |
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
