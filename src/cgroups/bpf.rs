@@ -3,95 +3,10 @@
 //! cgroup. A later apply replaces the attached program atomically (BPF_F_REPLACE), so there
 //! is no window in which the container runs unfiltered.
 
+use super::devices::Rule;
 use anyhow::{anyhow, Result};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 use std::os::fd::AsFd;
 use std::path::Path;
-
-/// One rule, normalised: type 'a' = any, None = any number.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub allow: bool,
-    pub typ: char,
-    pub major: Option<i64>,
-    pub minor: Option<i64>,
-    /// BPF_DEVCG_ACC_* bits: mknod 1, read 2, write 4.
-    pub access: i32,
-}
-
-fn access_bits(s: &str) -> Result<i32> {
-    let mut a = 0;
-    for c in s.chars() {
-        a |= match c {
-            'm' => 1,
-            'r' => 2,
-            'w' => 4,
-            _ => return Err(anyhow!("linux.resources.devices: invalid access {s:?}")),
-        };
-    }
-    Ok(a)
-}
-
-fn type_char(t: Option<LinuxDeviceType>) -> Result<char> {
-    Ok(match t {
-        None | Some(LinuxDeviceType::A) => 'a',
-        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
-        Some(LinuxDeviceType::B) => 'b',
-        Some(LinuxDeviceType::P) => return Err(anyhow!("linux.resources.devices: type 'p' cannot be filtered")),
-    })
-}
-
-pub fn rule(d: &LinuxDeviceCgroup) -> Result<Rule> {
-    Ok(Rule {
-        allow: d.allow(),
-        typ: type_char(d.typ())?,
-        major: d.major().filter(|m| *m >= 0),
-        minor: d.minor().filter(|m| *m >= 0),
-        access: access_bits(d.access().as_deref().unwrap_or("rwm"))?,
-    })
-}
-
-/// runc's AllowedDevices: what every container may use whatever its config says.
-fn defaults() -> Vec<Rule> {
-    let r = |typ, major, minor, access| Rule {
-        allow: true,
-        typ,
-        major,
-        minor,
-        access,
-    };
-    vec![
-        r('c', None, None, 1),
-        r('b', None, None, 1),
-        r('c', Some(1), Some(3), 7),
-        r('c', Some(1), Some(8), 7),
-        r('c', Some(1), Some(7), 7),
-        r('c', Some(5), Some(0), 7),
-        r('c', Some(1), Some(5), 7),
-        r('c', Some(1), Some(9), 7),
-        r('c', Some(136), None, 7),
-        r('c', Some(5), Some(2), 7),
-        r('c', Some(10), Some(200), 7),
-    ]
-}
-
-/// The effective list as runc builds it: the config's rules, then the default devices, then
-/// every linux.devices entry (read, write, mknod). Later rules take precedence.
-pub fn effective(spec: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Vec<Rule>> {
-    let mut out = spec.iter().map(rule).collect::<Result<Vec<_>>>()?;
-    out.extend(defaults());
-    // FIFOs are not device numbers the filter sees.
-    for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
-        out.push(Rule {
-            allow: true,
-            typ: type_char(Some(d.typ()))?,
-            major: Some(d.major()),
-            minor: Some(d.minor()),
-            access: 7,
-        });
-    }
-    Ok(out)
-}
 
 fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     code as u64 | (((src << 4) | dst) as u64) << 8 | (off as u16 as u64) << 16 | (imm as u32 as u64) << 32
@@ -127,9 +42,10 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
             'b' => b.push((ins(JNE_K, 2, 0, 0, 1), true)),
             _ => {}
         }
-        if r.access != 7 {
+        let access = r.access_bits();
+        if access != 7 {
             b.push((ins(MOV32_X, 1, 3, 0, 0), false));
-            b.push((ins(AND32_K, 1, 0, 0, r.access), false));
+            b.push((ins(AND32_K, 1, 0, 0, access), false));
             b.push((ins(JNE_X, 1, 3, 0, 0), true));
         }
         if let Some(m) = r.major {
@@ -191,24 +107,14 @@ pub fn attach(dir: &Path, rules: &[Rule]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::devices::effective;
     use super::*;
+    use oci_spec::runtime::LinuxDeviceCgroup;
 
     #[test]
     fn program_shape_and_jump_offsets() {
-        let deny_all = Rule {
-            allow: false,
-            typ: 'a',
-            major: None,
-            minor: None,
-            access: 7,
-        };
-        let null_rw = Rule {
-            allow: true,
-            typ: 'c',
-            major: Some(1),
-            minor: Some(3),
-            access: 6,
-        };
+        let deny_all = Rule::new(false, 'a', None, None, "rwm");
+        let null_rw = Rule::new(true, 'c', Some(1), Some(3), "rw");
         let p = program(&[deny_all, null_rw.clone()]);
         // 6 prologue + (1 type + 3 access + 2 numbers + 2 verdict) + 2 verdict of deny-all,
         // which ends the program (no unreachable default after it).

@@ -1,10 +1,11 @@
-//! The v1 devices controller: deny everything, then allow runc's default list, the config's
-//! `linux.resources.devices` rules (in order) and the devices the config creates. Without it
-//! a container root with CAP_MKNOD could `mknod` a host disk and read it raw.
-//! (cgroup v2 needs an eBPF device program instead; not done here.)
+//! Device rules, for both cgroup versions: runc's default allowlist, the config's
+//! `linux.resources.devices` rules (in order) and the devices the config creates. v1 writes them
+//! to devices.deny/devices.allow (deny everything first, below); v2 compiles them into an eBPF
+//! program (bpf.rs). Without them a container root with CAP_MKNOD could `mknod` a host disk and
+//! read it raw. One list for both, so a container may reach the same devices on either.
 
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{LinuxDeviceType, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Spec};
 use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,33 +13,49 @@ pub struct Rule {
     pub allow: bool,
     /// 'a' (all), 'c' or 'b'.
     pub typ: char,
+    /// None: any number.
     pub major: Option<i64>,
     pub minor: Option<i64>,
+    /// A combination of r, w, m.
     pub access: String,
 }
 
 impl Rule {
-    fn new(allow: bool, typ: char, major: Option<i64>, minor: Option<i64>, access: &str) -> Rule {
+    pub fn new(allow: bool, typ: char, major: Option<i64>, minor: Option<i64>, access: &str) -> Rule {
         Rule {
             allow,
             typ,
-            major,
-            minor,
+            major: major.filter(|m| *m >= 0),
+            minor: minor.filter(|m| *m >= 0),
             access: access.to_string(),
         }
     }
 
-    /// The line the kernel expects ("c 1:3 rwm", "b *:* m", "a").
+    /// The line the v1 kernel interface expects ("c 1:3 rwm", "b *:* m", "a *:* rwm").
     pub fn line(&self) -> String {
         if self.typ == 'a' {
             return "a *:* rwm".to_string();
         }
-        let n = |v: Option<i64>| v.filter(|v| *v >= 0).map_or("*".to_string(), |v| v.to_string());
+        let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
         format!("{} {}:{} {}", self.typ, n(self.major), n(self.minor), self.access)
+    }
+
+    /// BPF_DEVCG_ACC_* bits for the v2 program: mknod 1, read 2, write 4.
+    pub fn access_bits(&self) -> i32 {
+        self.access
+            .chars()
+            .map(|c| match c {
+                'm' => 1,
+                'r' => 2,
+                'w' => 4,
+                _ => 0,
+            })
+            .fold(0, |a, b| a | b)
     }
 }
 
-/// runc's default allowlist (libcontainer/specconv AllowedDevices).
+/// runc's default allowlist (libcontainer/specconv AllowedDevices). As in runc 1.2, not
+/// /dev/net/tun (c 10:200): a container that needs it lists it in its config (engines do).
 pub fn defaults() -> Vec<Rule> {
     let c = |maj, min| Rule::new(true, 'c', Some(maj), min, "rwm");
     vec![
@@ -55,12 +72,14 @@ pub fn defaults() -> Vec<Rule> {
     ]
 }
 
-fn type_char(t: Option<LinuxDeviceType>) -> char {
+/// None for FIFOs: they are not device numbers either controller sees, so a rule or device of
+/// type 'p' is skipped (as the v1 kernel interface has no such type).
+fn type_char(t: Option<LinuxDeviceType>) -> Option<char> {
     match t {
-        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
-        Some(LinuxDeviceType::B) => 'b',
-        Some(LinuxDeviceType::P) => 'p',
-        Some(LinuxDeviceType::A) | None => 'a',
+        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => Some('c'),
+        Some(LinuxDeviceType::B) => Some('b'),
+        Some(LinuxDeviceType::P) => None,
+        Some(LinuxDeviceType::A) | None => Some('a'),
     }
 }
 
@@ -71,33 +90,36 @@ fn check_access(a: &str) -> Result<()> {
     Ok(())
 }
 
-/// The rule list for a config, in the order it is written.
-pub fn rules(spec: &Spec) -> Result<Vec<Rule>> {
-    let linux = spec.linux().as_ref();
+/// The effective list as runc builds it: the config's rules, then the defaults, then every
+/// device the config creates (read, write, mknod). Later rules take precedence.
+pub fn effective(resources: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Vec<Rule>> {
     let mut out = Vec::new();
-    for d in linux
-        .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for d in resources {
         let access = d.access().clone().unwrap_or_else(|| "rwm".to_string());
         check_access(&access)?;
-        let typ = type_char(d.typ());
-        if typ == 'p' {
-            // FIFOs are not device nodes: the devices controller has no rule for them.
-            continue;
+        if let Some(typ) = type_char(d.typ()) {
+            out.push(Rule::new(d.allow(), typ, d.major(), d.minor(), &access));
         }
-        out.push(Rule::new(d.allow(), typ, d.major(), d.minor(), &access));
     }
     out.extend(defaults());
-    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
-        let typ = type_char(Some(d.typ()));
-        if typ != 'p' {
+    for d in devices {
+        if let Some(typ) = type_char(Some(d.typ())) {
             out.push(Rule::new(true, typ, Some(d.major()), Some(d.minor()), "rwm"));
         }
     }
     Ok(out)
+}
+
+/// The rule list for a config, in the order it is written.
+pub fn rules(spec: &Spec) -> Result<Vec<Rule>> {
+    let linux = spec.linux().as_ref();
+    effective(
+        linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_deref())
+            .unwrap_or_default(),
+        linux.and_then(|l| l.devices().as_deref()).unwrap_or_default(),
+    )
 }
 
 /// (file, line) pairs: deny all first, so only what is listed is reachable.
@@ -130,18 +152,8 @@ pub fn v1_dir(hs: &[super::detect::Hierarchy], paths: &[std::path::PathBuf]) -> 
 
 /// `update` with devices: the new rules plus runc's defaults (the config's own device nodes
 /// are not known to `update`; runc re-reads them from its saved config).
-pub fn from_resources(devs: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
-    let mut out = Vec::new();
-    for d in devs {
-        let access = d.access().clone().unwrap_or_else(|| "rwm".to_string());
-        check_access(&access)?;
-        let typ = type_char(d.typ());
-        if typ != 'p' {
-            out.push(Rule::new(d.allow(), typ, d.major(), d.minor(), &access));
-        }
-    }
-    out.extend(defaults());
-    Ok(out)
+pub fn from_resources(devs: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
+    effective(devs, &[])
 }
 
 #[cfg(test)]
@@ -167,6 +179,22 @@ mod tests {
         assert!(!w
             .iter()
             .any(|(f, l)| *f == "devices.allow" && l.starts_with("b 8:") && l != "b 8:0 rwm"));
+    }
+
+    #[test]
+    fn fifos_are_skipped_and_tun_is_not_a_default() {
+        let spec: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[
+                {"allow":true,"type":"p","major":1,"minor":1,"access":"rw"}]},
+              "devices":[{"path":"/dev/f","type":"p"}]}}"#,
+        )
+        .unwrap();
+        let r = rules(&spec).unwrap();
+        assert_eq!(r, defaults());
+        assert!(!r.iter().any(|x| x.major == Some(10) && x.minor == Some(200)));
+        assert_eq!(Rule::new(true, 'c', Some(-1), Some(3), "rw").line(), "c *:3 rw");
+        assert_eq!(Rule::new(true, 'c', None, None, "rwm").access_bits(), 7);
+        assert_eq!(Rule::new(true, 'c', None, None, "m").access_bits(), 1);
     }
 
     #[test]

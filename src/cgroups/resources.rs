@@ -65,7 +65,7 @@ fn apply_with_devices(cg: &CgroupState, r: &LinuxResources, update: bool, device
     if cg.v2_only() {
         let dir = cg.unified().expect("v2_only implies a unified dir");
         super::v2::apply(&dir, r, update)?;
-        let rules = super::bpf::effective(r.devices().as_deref().unwrap_or_default(), devices)?;
+        let rules = super::devices::effective(r.devices().as_deref().unwrap_or_default(), devices)?;
         // Without a deny rule the filter would allow everything: attach nothing then, unless
         // the rules were given explicitly (an update replaces the previous filter).
         if r.devices().is_some() && (update || rules.iter().any(|x| !x.allow)) {
