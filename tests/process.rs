@@ -76,9 +76,56 @@ fn env_is_passed_exactly() {
     o.ok();
     let mut got: Vec<&str> = o.stdout.lines().collect();
     got.sort_unstable();
+    // runc adds HOME when the config has none: root's home in the test rootfs's /etc/passwd.
     let mut want = want.to_vec();
+    want.push("HOME=/root");
     want.sort_unstable();
     assert_eq!(got, want);
+}
+
+#[test]
+fn home_comes_from_the_containers_passwd_unless_set() {
+    require_root!();
+    let mut env = Env::new(&["sh", "-c", "echo \"$HOME\""]);
+    std::fs::create_dir_all(env.rootfs().join("etc")).unwrap();
+    std::fs::write(
+        env.rootfs().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nbad line\napp:x:1000:1000::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    env.config["process"]["env"] = json!(["PATH=/bin"]);
+    env.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    env.save();
+    let o = env.run(&env.id("home1"));
+    o.ok();
+    assert_eq!(o.stdout.trim(), "/home/app");
+    // exec gets it the same way.
+    env.config["process"]["args"] = json!(["sleep", "100"]);
+    env.save();
+    let id = env.id("home2");
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    let o = env.berth(&["exec", "-u", "0", &id, "sh", "-c", "echo \"$HOME\""]);
+    assert_eq!(o.stdout.trim(), "/root", "{}", o.stderr);
+    env.berth(&["delete", "-f", &id]).ok();
+    // A HOME in the config wins.
+    env.config["process"]["args"] = json!(["sh", "-c", "echo \"$HOME\""]);
+    env.config["process"]["env"] = json!(["PATH=/bin", "HOME=/srv"]);
+    env.save();
+    let o = env.run(&env.id("home3"));
+    assert_eq!(o.stdout.trim(), "/srv");
+    // An image whose /etc/passwd is a FIFO must not block the init: "/" then.
+    std::fs::remove_file(env.rootfs().join("etc/passwd")).unwrap();
+    nix::unistd::mkfifo(
+        &env.rootfs().join("etc/passwd"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    env.config["process"]["env"] = json!(["PATH=/bin"]);
+    env.save();
+    let o = env.run(&env.id("home4"));
+    o.ok();
+    assert_eq!(o.stdout.trim(), "/");
 }
 
 #[test]

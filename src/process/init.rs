@@ -164,6 +164,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         sync.send_fd(&Msg::Console, master.as_fd())?;
         tty = Some(peer);
     }
+    // runc: a process env without HOME gets the user's home from the container's /etc/passwd,
+    // or "/" (Kubernetes and other engines that pass no HOME rely on it). Looked up now, in
+    // the container's root, while still privileged.
+    let home = home_env(plan);
     super::rlimits::apply(&plan.rlimits)?;
     if !plan.no_new_privs {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
@@ -231,7 +235,40 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             state.as_bytes(),
         )?;
     }
-    exec(plan, &path)
+    exec(plan, &path, home.as_ref())
+}
+
+/// `HOME=...` to add to the process env, unless it sets HOME itself.
+fn home_env(plan: &Plan) -> Option<CString> {
+    if plan.env.iter().any(|e| e.to_bytes().starts_with(b"HOME=")) {
+        return None;
+    }
+    let home = passwd_home(plan.uid)
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    CString::new(format!("HOME={home}")).ok()
+}
+
+/// The home directory of `uid` in the container's /etc/passwd. The file is the image's: only a
+/// regular file is read (a FIFO would block the init), and at most 1 MiB of it.
+fn passwd_home(uid: u32) -> Option<String> {
+    use std::io::Read;
+    let fd = sys::open(
+        "/etc/passwd",
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        0,
+    )
+    .ok()?;
+    let f = std::fs::File::from(fd);
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = Vec::new();
+    f.take(1 << 20).read_to_end(&mut text).ok()?;
+    String::from_utf8_lossy(&text).lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
 }
 
 /// Wait until the parent has moved us into the container's cgroups (it writes cgroup.procs while
@@ -317,10 +354,10 @@ fn lookup(plan: &Plan) -> Result<CString> {
     bail!("unable to start container process: exec: {arg0:?}: executable file not found in $PATH")
 }
 
-fn exec(plan: &Plan, path: &CString) -> Result<Infallible> {
+fn exec(plan: &Plan, path: &CString, home: Option<&CString>) -> Result<Infallible> {
     let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
+    let mut envp: Vec<*const libc::c_char> = plan.env.iter().chain(home).map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
     sys::reset_signal_dispositions();
     let _ = nix::sys::signal::sigprocmask(
