@@ -168,9 +168,19 @@ measure() {
   done
 }
 
+# The machine's own speed in this run: a plain process start (/bin/true, fork+exec+wait by
+# hyperfine), before and after the measurements. The absolute targets (ms) move with it.
+floor() {
+  hyperfine -N --style none --runs 40 --export-json "$DATA/floor.json" /bin/true >/dev/null 2>&1 &&
+    jq -r '.results[0].times[] * 1000' "$DATA/floor.json" >>"$DATA/floor"
+}
+
 probe
+floor
 for k in run create start state kill delete cycle exec seccomp_run rss; do measure $k "$ROUNDS"; done
 for k in seq50 par2; do measure $k "$LOOP_ROUNDS"; done
+floor
+FLOOR=$([ -s "$DATA/floor" ] && median "$DATA/floor" | awk '{printf "%.2f ms", $1}' || echo "not measured")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the table ----
@@ -216,6 +226,7 @@ memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "- machine: $machine, $(nproc) cores, $memtotal"
   echo "- kernel: $(uname -r); cgroups as the runtimes saw them: $CGVIEW"
   echo "- berth $("${BIN[berth]}" --version | awk 'NR == 1 {print $3}') (commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ", dirty")), $(crun --version | head -1), $(runc --version | head -1), $(hyperfine --version)"
+  echo "- process floor: \`/bin/true\` (fork+exec+wait) median $FLOOR in this run: the yardstick for the absolute (ms) targets"
   echo "- load average at start / end: $LOAD_START / $LOAD_END$(awk -v a="${LOAD_START%% *}" -v b="${LOAD_END%% *}" -v n="$(nproc)" 'BEGIN {if (a > n / 4 || b > n / 4) print " (LOADED machine: other jobs were running; trust the ratios, not the absolute numbers)"}')"
   echo "- latency cells: median of $ROUNDS rounds x $RUNS runs, runtimes interleaved round-robin; 50-container rows: $LOOP_ROUNDS rounds; RSS: $ROUNDS x $RSS_RUNS creates"
   echo "- bundle: busybox-static rootfs, \`runc spec\` config, args [\"/bin/true\"], terminal off, no cgroupsPath; state roots on tmpfs"
