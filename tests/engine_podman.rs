@@ -281,7 +281,8 @@ fn podman_limits_pause_update_stats() {
         "localhost/berth-bb",
         "sh",
         "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.02; done",
+        // Written by rename: a read between truncate and write would see no number.
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.tmp; mv /tmp/count.tmp /tmp/count; sleep 0.02; done",
     ]);
     assert_eq!(p.out(&args).0, 0);
     let count = || {
