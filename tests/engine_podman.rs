@@ -23,6 +23,19 @@ impl Podman {
         }
         let dir = std::env::temp_dir().join(unique("berth-podman"));
         std::fs::create_dir_all(&dir).unwrap();
+        // podman passes no --root, and its cleanup process (run by conmon) would not carry a
+        // --runtime-flag: a wrapper keeps berth's state (and seccomp cache) in the test's
+        // directory instead of the host's /run/berth.
+        let runtime = dir.join("berth-runtime");
+        std::fs::write(
+            &runtime,
+            format!(
+                "#!/bin/sh\nexec {BERTH} --root {} \"$@\"\n",
+                dir.join("berth").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         std::fs::write(
             dir.join("containers.conf"),
             format!(
@@ -32,8 +45,9 @@ impl Podman {
                  # private locks and temp dir: parallel tests run separate podman instances\n\
                  lock_type = \"file\"\ntmp_dir = \"{dir}/tmp\"\nstatic_dir = \"{dir}/static\"\nvolume_path = \"{dir}/volumes\"\n\
                  runtime_supports_json = [\"crun\", \"runc\", \"berth\"]\n\
-                 [engine.runtimes]\nberth = [\"{BERTH}\"]\n",
-                dir = dir.display()
+                 [engine.runtimes]\nberth = [\"{runtime}\"]\n",
+                dir = dir.display(),
+                runtime = runtime.display()
             ),
         )
         .unwrap();
@@ -189,7 +203,8 @@ fn podman_detached_lifecycle_exec_logs_stop_kill_rm() {
     assert_eq!(c, 0, "{err}");
     let (_, out, _) = p.out(&["inspect", "-f", "{{.State.Status}}", &n]);
     assert_eq!(out.trim(), "exited");
-    assert_eq!(p.out(&["start", &n]).0, 0);
+    let (c, _, err) = p.out(&["start", &n]);
+    assert_eq!(c, 0, "{err}");
     let (c, _, err) = p.out(&["kill", &n]);
     assert_eq!(c, 0, "{err}");
     let (c, _, err) = p.out(&["rm", "-f", &n]);
