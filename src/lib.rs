@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod log;
 pub mod namespaces;
 pub mod notify;
+pub mod passwd;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

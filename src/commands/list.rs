@@ -4,13 +4,7 @@ use anyhow::{bail, Result};
 
 fn user_name(uid: u32) -> String {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-        })
-        .unwrap_or_else(|| format!("#{uid}"))
+    crate::passwd::field_for_uid(&passwd, uid, 0).map_or_else(|| format!("#{uid}"), str::to_string)
 }
 
 /// Go's tabwriter as runc configures it: min width 12, padding 3, the last column unpadded.

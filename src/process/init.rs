@@ -265,10 +265,7 @@ fn passwd_home(uid: u32) -> Option<String> {
     }
     let mut text = Vec::new();
     f.take(1 << 20).read_to_end(&mut text).ok()?;
-    String::from_utf8_lossy(&text).lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
-    })
+    crate::passwd::field_for_uid(&String::from_utf8_lossy(&text), uid, 5).map(str::to_string)
 }
 
 /// Wait until the parent has moved us into the container's cgroups (it writes cgroup.procs while
