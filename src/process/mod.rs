@@ -267,6 +267,21 @@ fn join_cgroups(sync: &Sync, cgroup: Option<&CgroupState>, pid: i32) -> Result<(
         .map_err(|e| sync.pending_error().map_or(e, |m| anyhow!(m)))
 }
 
+/// Clone the init (`spawn::clone`'s result), straight into its cgroup on cgroup v2, whose
+/// directory create has made by then; true when it went there, so no join is needed.
+fn clone_init(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>, bool)> {
+    let dir = cgroup
+        .filter(|cg| cg.pure_v2())
+        .and_then(|cg| crate::sys::open(&cg.paths[0], libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
+    if let Some(dir) = dir {
+        match spawn::clone_into_cgroup(plan.clone_flags, std::os::fd::AsFd::as_fd(&dir)) {
+            Ok(child) => return Ok((child, true)),
+            Err(e) => crate::log::debug(&format!("clone3 into the cgroup: {e}; clone, then join")),
+        }
+    }
+    Ok((spawn::clone(plan.clone_flags)?, false))
+}
+
 /// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
 /// `before_join` runs right after Go, while the init sets up: it makes the cgroups the init
 /// then joins (create), so that kernel work overlaps the init's.
@@ -277,25 +292,7 @@ pub fn launch(
 ) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
     let mut guard = PidGuard::default();
-    // cgroup v2 only (made already: create does that first there): clone straight into it.
-    let into = cgroup
-        .filter(|cg| cg.pure_v2())
-        .and_then(|cg| crate::sys::open(&cg.paths[0], libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
-    let cloned = match &into {
-        Some(dir) => match spawn::clone_into_cgroup(plan.clone_flags, std::os::fd::AsFd::as_fd(dir)) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                crate::log::debug(&format!("clone3 into the cgroup: {e}; clone, then join"));
-                None
-            }
-        },
-        None => None,
-    };
-    let in_cgroup = cloned.is_some();
-    let child = match cloned {
-        Some(r) => r,
-        None => spawn::clone(plan.clone_flags)?,
-    };
+    let (child, in_cgroup) = clone_init(plan, cgroup)?;
     let pid = match child {
         None => {
             drop(ours);
@@ -303,7 +300,6 @@ pub fn launch(
         }
         Some(pid) => pid,
     };
-    drop(into);
     if in_cgroup {
         crate::log::debug(&format!("pid {pid} cloned into its cgroup (CLONE_INTO_CGROUP)"));
     }
