@@ -13,22 +13,11 @@ struct Containerd {
 
 impl Containerd {
     fn new() -> Option<Containerd> {
-        if !is_root() {
-            eprintln!("skipped: needs root");
+        let why = "the image archive is made with podman";
+        if !engine_available(&[("containerd", why), ("ctr", why), ("podman", why)]) {
             return None;
         }
-        for tool in ["containerd", "ctr", "podman"] {
-            if Command::new(tool).arg("--version").output().is_err() {
-                eprintln!("skipped: needs {tool} (the image archive is made with podman)");
-                return None;
-            }
-        }
-        let dir = PathBuf::from(format!(
-            "/tmp/bc{}-{}",
-            std::process::id(),
-            unique("c").rsplit('-').next().unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = short_dir("bc");
         let d = dir.display();
         std::fs::write(
             dir.join("config.toml"),
@@ -59,8 +48,6 @@ impl Containerd {
 
     /// A docker-archive of a busybox rootfs, made with a throwaway podman store.
     fn import_image(&self) {
-        let rootfs = self.dir.join("image");
-        make_rootfs(&rootfs);
         let store = self.dir.join("pstore");
         std::fs::create_dir_all(&store).unwrap();
         // Private locks and temp dir: other tests run podman at the same time.
@@ -83,18 +70,11 @@ impl Containerd {
                 .args(args);
             c
         };
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let st = podman(&["import", "-", "localhost/berth-bb:latest"])
-            .stdin(tar.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status();
-        assert!(tar.wait().unwrap().success() && st.unwrap().success());
+        import_busybox(
+            &self.dir,
+            podman(&["import", "-", "localhost/berth-bb:latest"]),
+            "podman import",
+        );
         let archive = self.dir.join("bb.tar");
         let st = podman(&[
             "save",
@@ -126,12 +106,23 @@ impl Containerd {
     }
 
     fn out(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.cmd(args).stdin(Stdio::null()).output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        output3(self.cmd(args))
+    }
+
+    /// A detached task `id` running `sleep 1000`.
+    fn run_detached_sleep(&self, id: &str) {
+        let args = [
+            "run",
+            "-d",
+            "--runc-binary",
+            BERTH,
+            "localhost/berth-bb:latest",
+            id,
+            "sleep",
+            "1000",
+        ];
+        let (code, _, err) = self.out(&args);
+        assert_eq!(code, 0, "{err}");
     }
 
     fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> (i32, String, String) {
@@ -182,17 +173,7 @@ fn containerd_runs_berth_through_the_runc_shim() {
 #[test]
 fn containerd_detached_task_exec_kill() {
     let Some(c) = Containerd::new() else { return };
-    let (code, _, err) = c.out(&[
-        "run",
-        "-d",
-        "--runc-binary",
-        BERTH,
-        "localhost/berth-bb:latest",
-        "bg",
-        "sleep",
-        "1000",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    c.run_detached_sleep("bg");
     let (code, out, err) = c.out(&[
         "tasks",
         "exec",
@@ -220,17 +201,7 @@ fn containerd_detached_task_exec_kill() {
 #[test]
 fn containerd_pause_resume_and_ps() {
     let Some(c) = Containerd::new() else { return };
-    let (code, _, err) = c.out(&[
-        "run",
-        "-d",
-        "--runc-binary",
-        BERTH,
-        "localhost/berth-bb:latest",
-        "pr",
-        "sleep",
-        "1000",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    c.run_detached_sleep("pr");
     let (code, out, err) = c.out(&["tasks", "ps", "pr"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().count() >= 2, "ps lists the task's pids: {out}");

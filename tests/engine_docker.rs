@@ -23,21 +23,10 @@ fn client() -> &'static str {
 
 impl Docker {
     fn new() -> Option<Docker> {
-        if !is_root() {
-            eprintln!("skipped: needs root");
+        if !engine_available(&[("dockerd", "apt-get install docker.io")]) {
             return None;
         }
-        if Command::new("dockerd").arg("--version").output().is_err() {
-            eprintln!("skipped: needs dockerd (apt-get install docker.io)");
-            return None;
-        }
-        // Unix socket paths are limited to 108 bytes: keep the directory short.
-        let dir = PathBuf::from(format!(
-            "/tmp/bd{}-{}",
-            std::process::id(),
-            unique("d").rsplit('-').next().unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = short_dir("bd");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let daemon = Command::new("dockerd")
             .arg("--data-root")
@@ -70,21 +59,7 @@ impl Docker {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let rootfs = d.dir.join("image");
-        make_rootfs(&rootfs);
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let st = d
-            .cmd(&["import", "-", "berth-bb:latest"])
-            .stdin(tar.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status();
-        assert!(tar.wait().unwrap().success() && st.unwrap().success(), "docker import");
+        import_busybox(&d.dir, d.cmd(&["import", "-", "berth-bb:latest"]), "docker import");
         Some(d)
     }
 
@@ -97,12 +72,7 @@ impl Docker {
     }
 
     fn out(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.cmd(args).stdin(Stdio::null()).output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        output3(self.cmd(args))
     }
 
     fn run(&self, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {

@@ -13,12 +13,7 @@ struct Podman {
 impl Podman {
     /// None (with the reason printed) when podman is not installed.
     fn new() -> Option<Podman> {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return None;
-        }
-        if Command::new("podman").arg("--version").output().is_err() {
-            eprintln!("skipped: needs podman (apt-get install podman)");
+        if !engine_available(&[("podman", "apt-get install podman")]) {
             return None;
         }
         let dir = std::env::temp_dir().join(unique("berth-podman"));
@@ -63,22 +58,11 @@ impl Podman {
             dir,
             prefix: unique("bp"),
         };
-        let rootfs = p.dir.join("image");
-        make_rootfs(&rootfs);
-        std::fs::write(rootfs.join("etc/hostname"), "").unwrap();
-        let mut tar = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let st = p
-            .cmd(&["import", "-", "localhost/berth-bb:latest"])
-            .stdin(tar.stdout.take().unwrap())
-            .stdout(Stdio::null())
-            .status();
-        assert!(tar.wait().unwrap().success() && st.unwrap().success(), "podman import");
+        import_busybox(
+            &p.dir,
+            p.cmd(&["import", "-", "localhost/berth-bb:latest"]),
+            "podman import",
+        );
         Some(p)
     }
 
@@ -96,17 +80,13 @@ impl Podman {
     }
 
     fn out(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.cmd(args).stdin(Stdio::null()).output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr)
+        let (code, out, err) = output3(self.cmd(args));
+        let err = err
             .lines()
             .filter(|l| !l.contains("CNI"))
             .collect::<Vec<_>>()
             .join("\n");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            err,
-        )
+        (code, out, err)
     }
 
     fn name(&self, s: &str) -> String {

@@ -336,3 +336,60 @@ pub fn in_terminal(cmd: &str) -> (Option<i32>, String) {
     drop(keep);
     (st.code(), out)
 }
+
+// ---- container engines (engine_podman.rs, engine_docker.rs, engine_containerd.rs) ----
+
+/// Root and every `(tool, why)` installed (`tool --version` runs); otherwise the reason is
+/// printed ("skipped: needs TOOL (WHY)") and the engine test returns.
+pub fn engine_available(tools: &[(&str, &str)]) -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    for (tool, why) in tools {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipped: needs {tool} ({why})");
+            return false;
+        }
+    }
+    true
+}
+
+/// A private directory for a daemon, short because Unix socket paths are limited to 108 bytes.
+pub fn short_dir(tag: &str) -> PathBuf {
+    let dir = PathBuf::from(format!(
+        "/tmp/{tag}{}-{}",
+        std::process::id(),
+        unique("x").rsplit('-').next().unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// (exit code, stdout, stderr) of `cmd`, stdin from /dev/null.
+pub fn output3(mut cmd: Command) -> (i32, String, String) {
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A busybox rootfs (made at `dir/image`, with the empty /etc/hostname podman mounts over) fed
+/// as a tarball to `import`'s stdin (`podman import - NAME`, `docker import - NAME`); panics
+/// naming `what` if it fails.
+pub fn import_busybox(dir: &Path, mut import: Command, what: &str) {
+    let rootfs = dir.join("image");
+    make_rootfs(&rootfs);
+    std::fs::write(rootfs.join("etc/hostname"), "").unwrap();
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = import.stdin(tar.stdout.take().unwrap()).stdout(Stdio::null()).status();
+    assert!(tar.wait().unwrap().success() && st.unwrap().success(), "{what}");
+}
