@@ -216,6 +216,11 @@ fn read_program(mut fd: std::fs::File) -> Result<Vec<libc::sock_filter>> {
 /// Profile -> BPF, in the parent.
 pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     validate(s)?;
+    compile_valid(s)
+}
+
+/// `compile` of a profile `validate` has passed.
+fn compile_valid(s: &LinuxSeccomp) -> Result<Compiled> {
     let default = action(s.default_action(), s.default_errno_ret())?;
     let mut f = ScmpFilterContext::new_filter(default).map_err(|e| anyhow!("linux.seccomp: init filter: {e}"))?;
     for a in s.architectures().iter().flatten() {
@@ -342,7 +347,7 @@ pub fn compile_cached(s: &LinuxSeccomp, state_root: Option<&std::path::Path>) ->
         }
         return Ok(c);
     }
-    let c = compile(s)?;
+    let c = compile_valid(s)?;
     cache::store(&dir, &key, &c);
     Ok(c)
 }
