@@ -86,7 +86,11 @@ extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char
 }
 
 fn run_cli() {
-    let cli = match Cli::try_parse() {
+    let parsed = match berth::cli::parse_fast(std::env::args_os().skip(1)) {
+        Some(c) => Ok(c),
+        None => Cli::try_parse(),
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
