@@ -15,11 +15,11 @@ use std::path::PathBuf;
 
 /// runc's rule: /run/berth for real root; $XDG_RUNTIME_DIR/berth for an unprivileged user, and
 /// for uid 0 inside a user namespace when XDG_RUNTIME_DIR is set (rootless engines).
-fn default_root(userns: bool) -> PathBuf {
+fn default_root() -> PathBuf {
     let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
     if nix::unistd::geteuid().is_root() {
         return match xdg {
-            Some(d) if userns => PathBuf::from(d).join("berth"),
+            Some(d) if namespaces::running_in_userns() => PathBuf::from(d).join("berth"),
             _ => PathBuf::from("/run/berth"),
         };
     }
@@ -39,16 +39,14 @@ fn print_version() {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    // runc: "auto" (the default) means rootless when not root, or root of a user namespace.
-    let userns = namespaces::running_in_userns();
     let rootless = match cli.rootless.as_deref().unwrap_or("auto") {
-        "auto" => !nix::unistd::geteuid().is_root() || userns,
-        "true" => true,
-        "false" => false,
+        "auto" => None,
+        "true" => Some(true),
+        "false" => Some(false),
         other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
     };
     let g = commands::Global {
-        root: cli.root.map(PathBuf::from).unwrap_or_else(|| default_root(userns)),
+        root: cli.root.map(PathBuf::from).unwrap_or_else(default_root),
         rootless,
         systemd_cgroup: cli.systemd_cgroup,
         cgroup_manager: cli.cgroup_manager,

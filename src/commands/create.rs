@@ -97,7 +97,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     let cgroup = if use_cgroups {
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
         let mut cg = CgroupState::plan(cp.as_deref(), id)?;
-        cg.rootless = g.rootless;
+        cg.rootless = g.rootless();
         Some(cg)
     } else {
         None

@@ -5,7 +5,13 @@ use std::os::fd::AsFd;
 
 /// Kill what is left, wait for the init to be gone, remove cgroups and state.
 pub fn destroy(c: &Container) -> Result<()> {
-    if let Some(fd) = c.init_pidfd() {
+    destroy_with(c, c.init_pidfd())
+}
+
+/// `destroy` with the init's pidfd already looked up (None: the init is gone, or its pid now
+/// belongs to another process, which must not be signalled).
+fn destroy_with(c: &Container, init: Option<std::os::fd::OwnedFd>) -> Result<()> {
+    if let Some(fd) = init {
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         // A frozen init only dies once thawed (the SIGKILL stays pending meanwhile).
         if c.state.cgroup.is_frozen() {
@@ -44,6 +50,13 @@ pub fn run(g: &Global, id: &str, force: bool) -> Result<i32> {
         // A create that died before its init existed: only its cgroups and directory are left.
         c.state.cgroup.kill_all_and_wait();
     }
-    destroy(&c)?;
+    // Stopped was decided from /proc/<pid>/stat just now: the init is dead (or its pid reused),
+    // so there is no process to signal and no second stat read is needed.
+    let init = if status == Status::Stopped {
+        None
+    } else {
+        c.init_pidfd()
+    };
+    destroy_with(&c, init)?;
     Ok(0)
 }

@@ -32,13 +32,21 @@ pub fn out(s: &str) -> anyhow::Result<()> {
 /// Global flags every command sees.
 pub struct Global {
     pub root: PathBuf,
-    /// Unprivileged operation: cgroups that are not delegated are skipped.
-    pub rootless: bool,
+    /// Unprivileged operation (cgroups that are not delegated are skipped): Some for an explicit
+    /// --rootless=true/false, None for "auto" (see `rootless`).
+    pub rootless: Option<bool>,
     pub systemd_cgroup: bool,
     pub cgroup_manager: Option<String>,
 }
 
 impl Global {
+    /// runc: "auto" (the default) means rootless when not root, or root of a user namespace.
+    /// Decided on use: only create and run need it, and the user-namespace check reads a file.
+    pub fn rootless(&self) -> bool {
+        self.rootless
+            .unwrap_or_else(|| !nix::unistd::geteuid().is_root() || crate::namespaces::running_in_userns())
+    }
+
     /// cgroupfs unless told otherwise; the systemd driver is not built yet.
     pub fn use_cgroups(&self) -> anyhow::Result<bool> {
         if self.systemd_cgroup || self.cgroup_manager.as_deref() == Some("systemd") {
