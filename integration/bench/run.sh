@@ -38,6 +38,8 @@ RTS=(berth crun runc)
 declare -A BIN=([berth]=$BERTH_BIN [crun]=$(command -v crun) [runc]=$(command -v runc))
 declare -A NA=()
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# The source measured: taken now, and without the results file itself, which this run rewrites.
+COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet -- . ':!integration/bench/RESULTS.md' 2>/dev/null || echo ", dirty")"
 
 # We are alone in a private mount namespace (cgview.sh): the tmpfs vanishes with it.
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
@@ -225,7 +227,7 @@ memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $machine, $(nproc) cores, $memtotal"
   echo "- kernel: $(uname -r); cgroups as the runtimes saw them: $CGVIEW"
-  echo "- berth $("${BIN[berth]}" --version | awk 'NR == 1 {print $3}') (commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ", dirty")), $(crun --version | head -1), $(runc --version | head -1), $(hyperfine --version)"
+  echo "- berth $("${BIN[berth]}" --version | awk 'NR == 1 {print $3}') (commit $COMMIT), $(crun --version | head -1), $(runc --version | head -1), $(hyperfine --version)"
   echo "- process floor: \`/bin/true\` (fork+exec+wait) median $FLOOR in this run: the yardstick for the absolute (ms) targets"
   echo "- load average at start / end: $LOAD_START / $LOAD_END$(awk -v a="${LOAD_START%% *}" -v b="${LOAD_END%% *}" -v n="$(nproc)" 'BEGIN {if (a > n / 4 || b > n / 4) print " (LOADED machine: other jobs were running; trust the ratios, not the absolute numbers)"}')"
   echo "- latency cells: median of $ROUNDS rounds x $RUNS runs, runtimes interleaved round-robin; 50-container rows: $LOOP_ROUNDS rounds; RSS: $ROUNDS x $RSS_RUNS creates"
