@@ -201,3 +201,31 @@ pub fn mount_source(bundle: &Path, src: &Path) -> PathBuf {
         bundle.join(src)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_affinity(initial: &str) -> Result<Spec> {
+        let cfg = serde_json::json!({
+            "ociVersion": "1.2.0",
+            "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "execCPUAffinity": {"initial": initial}},
+            "root": {"path": "rootfs"}
+        });
+        parse(cfg.to_string().as_bytes())
+    }
+
+    /// oci-spec checks execCPUAffinity with a regex, which berth's build serves from regex-lite
+    /// (src/shim/regex): the check must still accept CPU lists and refuse anything else, with
+    /// `\d` meaning ASCII digits only, as in runc's Go regexp.
+    #[test]
+    fn exec_cpu_affinity_is_still_checked() {
+        for ok in ["0", "0-3", "0-1,3", "1,2,4-7"] {
+            let r = with_affinity(ok);
+            assert!(r.is_ok(), "{ok:?} refused: {:?}", r.err());
+        }
+        for bad in ["", "a", "1-", "1,,2", "0-1;3", "\u{0663}", "1 2"] {
+            assert!(with_affinity(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
