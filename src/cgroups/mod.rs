@@ -297,9 +297,10 @@ impl CgroupState {
     fn destroy_with(&self, tries: u32) -> Result<()> {
         let mut last_err = None;
         let mut dirs = self.created.clone();
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        dirs.sort_by_cached_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
-            let r = if self.paths.contains(&d) {
+            // Byte comparison: both lists hold the same PathBufs, and Path's == walks components.
+            let r = if self.paths.iter().any(|p| p.as_os_str() == d.as_os_str()) {
                 remove_tree(&d, tries)
             } else {
                 rmdir_retry(&d, true, tries)
