@@ -35,22 +35,6 @@ fn add_mount(env: &mut Env, m: serde_json::Value) {
     env.config["mounts"].as_array_mut().unwrap().push(m);
 }
 
-fn userns(env: &mut Env) {
-    env.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    env.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    // The container's root is host uid 100000: give it its image, as engines do.
-    let st = std::process::Command::new("chown")
-        .args(["-hR", "100000:100000"])
-        .arg(env.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 /// With a user namespace 0 -> 100000, `idmap` takes the container's mappings: host files keep
 /// their ids inside (host 0 shows as root, not as the overflow id), and what the container's
 /// root creates lands on the host as 0, a chown to 1234 as 1234.
@@ -68,7 +52,7 @@ fn idmap_with_container_userns_shows_host_ids_unshifted() {
     // The usual attributes still apply on top of the idmap.
     add_mount(&mut env, bind("/ro", &src, &["bind", "idmap", "ro", "nosuid"]));
     add_mount(&mut env, bind("/plain", &src, &["bind"]));
-    userns(&mut env);
+    env.map_root_to(100000);
     for set in ["bounding", "effective", "permitted"] {
         env.config["process"]["capabilities"][set] = json!(["CAP_CHOWN"]);
     }
@@ -261,27 +245,11 @@ fn rootless_idmap_is_refused_clearly() {
     };
     let f: Vec<u32> = line.split(':').skip(2).take(2).map(|v| v.parse().unwrap()).collect();
     let (uid, gid) = (f[0], f[1]);
-    let mut env = Env::new(&["true"]);
-    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+    let mut env = Env::rootless(&["true"], uid, gid);
     let src = shared(&env, "shared");
-    let chown = |p: &Path| {
-        let st = std::process::Command::new("chown")
-            .args(["-R", &format!("{uid}:{gid}")])
-            .arg(p)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
-    chown(&env.dir);
-    let b = env.bundle.to_string_lossy().into_owned();
-    env.berth_as(uid, gid, &["spec", "--rootless", "-b", &b]).ok();
-    env.config = serde_json::from_slice(&std::fs::read(env.bundle.join("config.json")).unwrap()).unwrap();
-    env.config["process"]["terminal"] = json!(false);
-    env.config["process"]["args"] = json!(["true"]);
     add_mount(&mut env, bind("/m", &src, &["rbind", "idmap"]));
     env.save();
-    std::fs::create_dir_all(&env.root).unwrap();
-    chown(&env.dir);
+    let b = env.bundle.to_string_lossy().into_owned();
     let id = env.id("idmap-rootless");
     let o = env.berth_as(uid, gid, &["run", "-b", &b, &id]);
     assert_ne!(o.code, 0, "rootless idmap accepted");
@@ -296,7 +264,7 @@ fn rootless_idmap_is_refused_clearly() {
 fn idmap_with_joined_userns_uses_its_mappings() {
     require_root!();
     let mut holder = Env::new(&["sleep", "30"]);
-    userns(&mut holder);
+    holder.map_root_to(100000);
     holder.save();
     let hid = holder.id("idmap-holder");
     holder.create(&hid).ok();
@@ -308,12 +276,7 @@ fn idmap_with_joined_userns_uses_its_mappings() {
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
-    let st = std::process::Command::new("chown")
-        .args(["-hR", "100000:100000"])
-        .arg(env.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    chown_tree(&env.rootfs(), 100000, 100000);
     env.save();
     let id = env.id("idmap-joined");
     let o = env.run(&id);

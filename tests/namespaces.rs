@@ -6,16 +6,6 @@ use common::*;
 use serde_json::{json, Value};
 
 /// Add (or replace) a namespace entry; `path` joins an existing namespace.
-fn set_ns(env: &mut Env, typ: &str, path: Option<&str>) {
-    let list = env.config["linux"]["namespaces"].as_array_mut().unwrap();
-    list.retain(|n| n["type"] != typ);
-    let mut entry = json!({ "type": typ });
-    if let Some(p) = path {
-        entry["path"] = json!(p);
-    }
-    list.push(entry);
-}
-
 fn host_ns(name: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{name}"))
         .unwrap()
@@ -90,7 +80,7 @@ fn every_namespace_differs_from_the_host() {
         names.join(" ")
     );
     let mut env = Env::new(&["sh", "-c", &script]);
-    set_ns(&mut env, "cgroup", None);
+    env.set_ns("cgroup", None);
     env.save();
     let id = env.id("nsall");
     let o = env.run(&id);
@@ -130,7 +120,7 @@ fn without_a_namespace_entry_the_host_namespace_is_kept() {
 fn cgroup_namespace_shows_root_paths() {
     require_root!();
     let mut env = Env::new(&["cat", "/proc/self/cgroup"]);
-    set_ns(&mut env, "cgroup", None);
+    env.set_ns("cgroup", None);
     env.save();
     let id = env.id("cgns");
     let o = env.run(&id);
@@ -163,17 +153,7 @@ fn user_namespace_maps_container_root_to_host_100000() {
         "-c",
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; touch /tmp/made-inside",
     ]);
-    set_ns(&mut env, "user", None);
-    env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    env.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    env.save();
-    // The container's root is host uid 100000: give it its image, as engines do.
-    let st = std::process::Command::new("chown")
-        .args(["-hR", "100000:100000"])
-        .arg(env.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    env.map_root_to(100000);
     let id = env.id("userns");
     let o = env.run(&id);
     o.ok();
@@ -196,7 +176,7 @@ fn uptime(text: &str) -> f64 {
 fn time_namespace_offsets_boottime() {
     require_root!();
     let mut env = Env::new(&["cat", "/proc/uptime"]);
-    set_ns(&mut env, "time", None);
+    env.set_ns("time", None);
     env.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1000000}});
     env.save();
     let id = env.id("timens");
@@ -231,8 +211,8 @@ fn join_uts_and_network_namespaces_by_path() {
         "hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/uts",
     ]);
     b.config.as_object_mut().unwrap().remove("hostname");
-    set_ns(&mut b, "uts", Some(&format!("/proc/{pid}/ns/uts")));
-    set_ns(&mut b, "network", Some(&format!("/proc/{pid}/ns/net")));
+    b.set_ns("uts", Some(&format!("/proc/{pid}/ns/uts")));
+    b.set_ns("network", Some(&format!("/proc/{pid}/ns/net")));
     b.save();
     let id = b.id("ns-b");
     let o = b.run(&id);
@@ -254,7 +234,7 @@ fn join_pid_namespace_by_path_sees_the_other_container() {
     require_root!();
     let (a, a_id, pid) = start_sleeper("box-a");
     let mut b = Env::new(&["sh", "-c", "ps -o pid,args; readlink /proc/self/ns/pid; exit 5"]);
-    set_ns(&mut b, "pid", Some(&format!("/proc/{pid}/ns/pid")));
+    b.set_ns("pid", Some(&format!("/proc/{pid}/ns/pid")));
     b.save();
     let id = b.id("ns-bpid");
     let o = b.run(&id);
@@ -288,7 +268,7 @@ fn create_start_with_joined_pid_namespace() {
     // create + start (not run): the extra-fork init must wait on exec.fifo like any other.
     let (a, a_id, pid) = start_sleeper("box-a");
     let mut b = Env::new(&["sleep", "100"]);
-    set_ns(&mut b, "pid", Some(&format!("/proc/{pid}/ns/pid")));
+    b.set_ns("pid", Some(&format!("/proc/{pid}/ns/pid")));
     b.save();
     let id = b.id("ns-cpid");
     b.create(&id).ok();
@@ -307,28 +287,15 @@ fn create_start_with_joined_pid_namespace() {
     a.berth(&["delete", "-f", &a_id]).ok();
 }
 
-fn map_100000(env: &mut Env) {
-    set_ns(env, "user", None);
-    env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    env.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    env.save();
-    let st = std::process::Command::new("chown")
-        .args(["-hR", "100000:100000"])
-        .arg(env.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
 #[test]
 fn user_time_and_pid_namespaces_together() {
     require_root!();
     // A time namespace forces the unshare path: the user namespace is made by the child and
     // mapped on request, then pid/time need the extra fork.
     let mut env = Env::new(&["sh", "-c", "cat /proc/self/uid_map; id -u; echo $$; cat /proc/uptime"]);
-    set_ns(&mut env, "time", None);
+    env.set_ns("time", None);
     env.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 2000000}});
-    map_100000(&mut env);
+    env.map_root_to(100000);
     let id = env.id("usertime");
     let o = env.run(&id);
     o.ok();
@@ -344,7 +311,7 @@ fn user_time_and_pid_namespaces_together() {
 fn time_namespace_with_create_and_start() {
     require_root!();
     let mut env = Env::new(&["sh", "-c", "cat /proc/uptime > /tmp/up; exec sleep 100"]);
-    set_ns(&mut env, "time", None);
+    env.set_ns("time", None);
     env.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 5000}, "boottime": {"secs": 3000000}});
     env.save();
     let id = env.id("timecs");
@@ -369,7 +336,7 @@ fn time_namespace_with_create_and_start() {
 fn join_user_and_network_namespaces_of_a_user_namespaced_container() {
     require_root!();
     let mut a = Env::new(&["sleep", "100"]);
-    map_100000(&mut a);
+    a.map_root_to(100000);
     let a_id = a.id("ns-ua");
     let ab = a.bundle.to_string_lossy().into_owned();
     a.berth(&["run", "-d", "-b", &ab, &a_id]).ok();
@@ -379,15 +346,10 @@ fn join_user_and_network_namespaces_of_a_user_namespaced_container() {
         "-c",
         "cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user; touch /tmp/f",
     ]);
-    set_ns(&mut b, "user", Some(&format!("/proc/{pid}/ns/user")));
-    set_ns(&mut b, "network", Some(&format!("/proc/{pid}/ns/net")));
+    b.set_ns("user", Some(&format!("/proc/{pid}/ns/user")));
+    b.set_ns("network", Some(&format!("/proc/{pid}/ns/net")));
     b.save();
-    let st = std::process::Command::new("chown")
-        .args(["-hR", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    chown_tree(&b.rootfs(), 100000, 100000);
     let id = b.id("ns-ub");
     let o = b.run(&id);
     o.ok();
@@ -415,9 +377,9 @@ fn user_and_cgroup_namespaces_with_a_readonly_root() {
     let script = "cat /proc/self/cgroup; echo --; ls /sys/fs/cgroup; echo --; \
                   echo x > /dev/null && echo null-ok; touch /x; echo root=$?; id -u";
     let mut env = Env::new(&["sh", "-c", script]);
-    set_ns(&mut env, "cgroup", None);
+    env.set_ns("cgroup", None);
     env.config["root"]["readonly"] = json!(true);
-    map_100000(&mut env);
+    env.map_root_to(100000);
     let id = env.id("usercg");
     let o = env.run(&id);
     o.ok();
@@ -440,7 +402,7 @@ fn user_and_cgroup_namespaces_with_a_readonly_root() {
 fn join_time_namespace_by_path() {
     require_root!();
     let mut a = Env::new(&["sleep", "100"]);
-    set_ns(&mut a, "time", None);
+    a.set_ns("time", None);
     a.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 4000000}});
     a.save();
     let a_id = a.id("ns-ta");
@@ -448,7 +410,7 @@ fn join_time_namespace_by_path() {
     a.berth(&["run", "-d", "-b", &ab, &a_id]).ok();
     let pid = a.state(&a_id)["pid"].as_i64().unwrap();
     let mut b = Env::new(&["sh", "-c", "cat /proc/uptime; readlink /proc/self/ns/time"]);
-    set_ns(&mut b, "time", Some(&format!("/proc/{pid}/ns/time")));
+    b.set_ns("time", Some(&format!("/proc/{pid}/ns/time")));
     b.save();
     let id = b.id("ns-tb");
     let o = b.run(&id);
@@ -485,7 +447,7 @@ fn hostname_without_a_uts_namespace_is_refused() {
 fn exec_into_a_user_namespaced_container_is_its_root() {
     require_root!();
     let mut env = Env::new(&["sleep", "100"]);
-    map_100000(&mut env);
+    env.map_root_to(100000);
     let id = env.id("userexec");
     let b = env.bundle.to_string_lossy().into_owned();
     env.berth(&["run", "-d", "-b", &b, &id]).ok();

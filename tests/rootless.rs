@@ -34,37 +34,11 @@ fn test_user() -> Option<(u32, u32, u32, u32)> {
     Some((f[2].parse().ok()?, f[3].parse().ok()?, su, sg))
 }
 
-fn chown_tree(p: &std::path::Path, uid: u32, gid: u32) {
-    let st = std::process::Command::new("chown")
-        .args(["-R", &format!("{uid}:{gid}")])
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-/// A bundle from `berth spec --rootless` run as the user, owned by the user.
-fn rootless_env(args: &[&str], uid: u32, gid: u32) -> Env {
-    let mut env = Env::new(args);
-    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
-    chown_tree(&env.dir, uid, gid);
-    let b = env.bundle.to_string_lossy().into_owned();
-    env.berth_as(uid, gid, &["spec", "--rootless", "-b", &b]).ok();
-    env.config = serde_json::from_slice(&std::fs::read(env.bundle.join("config.json")).unwrap()).unwrap();
-    env.config["process"]["terminal"] = json!(false);
-    env.config["process"]["args"] = json!(args);
-    env.config["root"]["readonly"] = json!(false);
-    env.save();
-    std::fs::create_dir_all(&env.root).unwrap();
-    chown_tree(&env.dir, uid, gid);
-    env
-}
-
 #[test]
 fn rootless_single_id_lifecycle() {
     require_root!();
     let Some((uid, gid, _, _)) = test_user() else { return };
-    let env = rootless_env(
+    let env = Env::rootless(
         &[
             "sh",
             "-c",
@@ -118,7 +92,7 @@ fn rootless_single_id_lifecycle() {
 fn rootless_multi_range_goes_through_newuidmap() {
     require_root!();
     let Some((uid, gid, su, sg)) = test_user() else { return };
-    let env = rootless_env(
+    let env = Env::rootless(
         &[
             "sh",
             "-c",
@@ -158,7 +132,7 @@ fn rootless_multi_range_goes_through_newuidmap() {
 fn rootless_refuses_what_a_user_cannot_do_clearly() {
     require_root!();
     let Some((uid, gid, _, _)) = test_user() else { return };
-    let mut env = rootless_env(&["true"], uid, gid);
+    let mut env = Env::rootless(&["true"], uid, gid);
     // Mapping an id the user does not own and has no subordinate range for.
     env.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
     env.save();
@@ -320,7 +294,7 @@ fn rootless_uses_delegated_cgroups_and_skips_the_rest() {
         std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).unwrap();
     }
     // Declared after the guard: the container is deleted before its parent cgroup is removed.
-    let mut env = rootless_env(&["sleep", "100"], uid, gid);
+    let mut env = Env::rootless(&["sleep", "100"], uid, gid);
     env.config["linux"]["cgroupsPath"] = json!(format!("/{deleg}/c"));
     env.config["linux"]["resources"] = json!({"pids": {"limit": 33}});
     env.save();

@@ -153,6 +153,47 @@ impl Env {
         env
     }
 
+    /// Set the namespace entry of `typ` (replacing one already there); `path` joins an existing
+    /// namespace instead of making one.
+    pub fn set_ns(&mut self, typ: &str, path: Option<&str>) {
+        let list = self.config["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != typ);
+        let mut entry = json!({ "type": typ });
+        if let Some(p) = path {
+            entry["path"] = json!(p);
+        }
+        list.push(entry);
+    }
+
+    /// A new user namespace mapping the container's ids 0..65536 to host ids `host`.., with
+    /// the rootfs owned by the container's root (host `host`), as engines prepare it; saved.
+    pub fn map_root_to(&mut self, host: u32) {
+        self.set_ns("user", None);
+        let map = json!([{"containerID": 0, "hostID": host, "size": 65536}]);
+        self.config["linux"]["uidMappings"] = map.clone();
+        self.config["linux"]["gidMappings"] = map;
+        self.save();
+        chown_tree(&self.rootfs(), host, host);
+    }
+
+    /// A bundle from `berth spec --rootless` run as uid:gid, with the bundle and the state
+    /// directory owned by that user.
+    pub fn rootless(args: &[&str], uid: u32, gid: u32) -> Env {
+        let mut env = Env::new(args);
+        std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+        chown_tree(&env.dir, uid, gid);
+        let b = env.bundle.to_string_lossy().into_owned();
+        env.berth_as(uid, gid, &["spec", "--rootless", "-b", &b]).ok();
+        env.config = serde_json::from_slice(&std::fs::read(env.bundle.join("config.json")).unwrap()).unwrap();
+        env.config["process"]["terminal"] = json!(false);
+        env.config["process"]["args"] = json!(args);
+        env.config["root"]["readonly"] = json!(false);
+        env.save();
+        std::fs::create_dir_all(&env.root).unwrap();
+        chown_tree(&env.dir, uid, gid);
+        env
+    }
+
     pub fn save(&self) {
         std::fs::write(
             self.bundle.join("config.json"),
@@ -256,6 +297,17 @@ impl Env {
 }
 
 /// No directory named `id` anywhere under /sys/fs/cgroup (depth-limited walk).
+/// `chown -hR uid:gid p`: symlinks themselves, never what they point to (a rootfs's absolute
+/// links name host paths).
+pub fn chown_tree(p: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown")
+        .args(["-hR", &format!("{uid}:{gid}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown -hR {uid}:{gid} {}", p.display());
+}
+
 pub fn assert_no_cgroup(id: &str) {
     fn walk(dir: &Path, id: &str, depth: u32) {
         if depth > 6 {
