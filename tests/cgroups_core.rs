@@ -98,6 +98,39 @@ fn created(env: &Env, id: &str) -> i32 {
     env.state(id)["pid"].as_i64().unwrap() as i32
 }
 
+/// The default cgroup of container `id` in each hierarchy: this process's cgroup + id.
+fn default_dirs(hs: &[Hier], id: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), id))).collect()
+}
+
+/// Removes `/<top>` and `/<top>/<sub>` for each sub in every hierarchy when dropped.
+fn guard_top(hs: &[Hier], top: &str, subs: &[&str]) -> CgDirs {
+    CgDirs(
+        hs.iter()
+            .flat_map(|h| {
+                let t = h.mount.join(top);
+                std::iter::once(t.clone()).chain(subs.iter().map(move |s| t.join(s)))
+            })
+            .collect(),
+    )
+}
+
+fn assert_removed<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) {
+    for d in dirs {
+        assert!(!d.as_ref().exists(), "{} left behind", d.as_ref().display());
+    }
+}
+
+/// The container may write its cgroup mounts (systemd, nested runtimes do).
+fn writable_cgroup_mounts(env: &mut Env) {
+    for m in env.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+        }
+    }
+}
+
 #[test]
 fn default_path_is_berths_cgroup_plus_id_in_every_hierarchy() {
     require_root!();
@@ -116,9 +149,7 @@ fn default_path_is_berths_cgroup_plus_id_in_every_hierarchy() {
         dirs.push(d);
     }
     env.berth(&["delete", "-f", &id]).ok();
-    for d in &dirs {
-        assert!(!d.exists(), "{} left behind", d.display());
-    }
+    assert_removed(&dirs);
     env.assert_gone(&id);
 }
 
@@ -127,11 +158,7 @@ fn absolute_path_is_created_from_each_root_and_removed_entirely() {
     require_root!();
     let top = unique("berth-test");
     let hs = hierarchies();
-    let _guard = CgDirs(
-        hs.iter()
-            .flat_map(|h| [h.mount.join(&top), h.mount.join(&top).join("c")])
-            .collect(),
-    );
+    let _guard = guard_top(&hs, &top, &["c"]);
     let mut env = Env::new(&["sleep", "100"]);
     env.config["linux"]["cgroupsPath"] = json!(format!("/{top}/c"));
     env.save();
@@ -167,11 +194,7 @@ fn pre_existing_parent_cgroup_is_not_removed() {
     let top = unique("berth-pre");
     let pre = pids.join(&top);
     std::fs::create_dir(&pre).unwrap();
-    let _guard = CgDirs(
-        hs.iter()
-            .flat_map(|h| [h.mount.join(&top), h.mount.join(&top).join("c")])
-            .collect(),
-    );
+    let _guard = guard_top(&hs, &top, &["c"]);
     let mut env = Env::new(&["sleep", "100"]);
     env.config["linux"]["cgroupsPath"] = json!(format!("/{top}/c"));
     env.save();
@@ -246,9 +269,7 @@ fn delete_force_kills_background_children_without_a_pid_namespace() {
     let b = env.bundle.to_string_lossy().into_owned();
     env.berth(&["run", "-d", "-b", &b, &id]).ok();
     let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let hs = hierarchies();
-    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let dirs = default_dirs(&hierarchies(), &id);
     // Wait for both background sleeps to exist: init + 2 children.
     let deadline = Instant::now() + Duration::from_secs(10);
     let all = loop {
@@ -270,9 +291,7 @@ fn delete_force_kills_background_children_without_a_pid_namespace() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    for d in &dirs {
-        assert!(!d.exists(), "{} left behind", d.display());
-    }
+    assert_removed(&dirs);
     env.assert_gone(&id);
 }
 
@@ -286,16 +305,10 @@ fn delete_removes_sub_cgroups_the_container_made() {
         "-c",
         "for d in /sys/fs/cgroup/*/; do mkdir -p $d/sub/deeper || exit 1; done",
     ]);
-    for m in env.config["mounts"].as_array_mut().unwrap() {
-        if m["type"] == "cgroup" {
-            m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
-        }
-    }
+    writable_cgroup_mounts(&mut env);
     env.save();
     let id = env.id("cgsub");
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let hs = hierarchies();
-    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let dirs = default_dirs(&hierarchies(), &id);
     let _guard = CgDirs(
         dirs.iter()
             .flat_map(|d| [d.clone(), d.join("sub"), d.join("sub/deeper")])
@@ -307,9 +320,7 @@ fn delete_removes_sub_cgroups_the_container_made() {
     assert!(dirs[0].join("sub/deeper").is_dir(), "the container made no sub-cgroup");
     let o = env.berth(&["delete", &id]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    for d in &dirs {
-        assert!(!d.exists(), "{} left behind", d.display());
-    }
+    assert_removed(&dirs);
     env.assert_gone(&id);
 }
 
@@ -318,14 +329,7 @@ fn delete_keeps_a_parent_berth_made_while_another_container_uses_it() {
     require_root!();
     let top = unique("berth-shared");
     let hs = hierarchies();
-    let _guard = CgDirs(
-        hs.iter()
-            .flat_map(|h| {
-                let t = h.mount.join(&top);
-                [t.clone(), t.join("a"), t.join("b")]
-            })
-            .collect(),
-    );
+    let _guard = guard_top(&hs, &top, &["a", "b"]);
     let mut a = Env::new(&["sleep", "100"]);
     a.config["linux"]["cgroupsPath"] = json!(format!("/{top}/a"));
     a.save();
@@ -367,16 +371,10 @@ fn delete_force_kills_processes_moved_into_sub_cgroups() {
         .as_array_mut()
         .unwrap()
         .retain(|n| n["type"] != "pid");
-    for m in env.config["mounts"].as_array_mut().unwrap() {
-        if m["type"] == "cgroup" {
-            m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
-        }
-    }
+    writable_cgroup_mounts(&mut env);
     env.save();
     let id = env.id("cgmoved");
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let hs = hierarchies();
-    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let dirs = default_dirs(&hierarchies(), &id);
     let _guard = CgDirs(dirs.iter().flat_map(|d| [d.clone(), d.join("sub")]).collect());
     let b = env.bundle.to_string_lossy().into_owned();
     env.berth(&["run", "-d", "-b", &b, &id]).ok();
@@ -402,9 +400,7 @@ fn delete_force_kills_processes_moved_into_sub_cgroups() {
         assert!(Instant::now() < deadline, "{pid} survived delete -f");
         std::thread::sleep(Duration::from_millis(10));
     }
-    for d in &dirs {
-        assert!(!d.exists(), "{} left behind", d.display());
-    }
+    assert_removed(&dirs);
     env.assert_gone(&id);
 }
 
@@ -416,9 +412,7 @@ fn delete_kills_a_process_moved_into_a_stopped_containers_cgroup_from_outside() 
     // must still be killed, and the cgroups removed.
     let env = Env::new(&["true"]);
     let id = env.id("cgforeign");
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let hs = hierarchies();
-    let dirs: Vec<PathBuf> = hs.iter().map(|h| dir(h, &join(&path_of(&own, &h.key), &id))).collect();
+    let dirs = default_dirs(&hierarchies(), &id);
     let _guard = CgDirs(dirs.clone());
     env.create(&id).ok();
     env.berth(&["start", &id]).ok();
@@ -434,8 +428,6 @@ fn delete_kills_a_process_moved_into_a_stopped_containers_cgroup_from_outside() 
     assert_eq!(o.code, 0, "{}", o.stderr);
     let status = sleeper.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
-    for d in &dirs {
-        assert!(!d.exists(), "{} left behind", d.display());
-    }
+    assert_removed(&dirs);
     env.assert_gone(&id);
 }
