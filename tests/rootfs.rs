@@ -40,6 +40,16 @@ impl HostDir {
     fn s(&self) -> String {
         self.path.to_string_lossy().into_owned()
     }
+
+    /// The escape checks: nothing appeared in this host directory, and `name` (resolved inside
+    /// the root instead) is a directory (`dir`) or a file at rootfs/<this path>/<name>.
+    fn assert_escape_stayed_inside(&self, env: &Env, name: &str, dir: bool) {
+        let left: Vec<_> = std::fs::read_dir(&self.path).unwrap().collect();
+        assert!(left.is_empty(), "created on the host: {left:?}");
+        let inside = env.rootfs().join(self.path.strip_prefix("/").unwrap()).join(name);
+        let made = if dir { inside.is_dir() } else { inside.is_file() };
+        assert!(made, "{} not created", inside.display());
+    }
 }
 
 impl Drop for HostDir {
@@ -270,11 +280,8 @@ fn mount_destination_through_an_absolute_symlink_stays_in_the_rootfs() {
     let id = env.id("esc-abs");
     let o = env.run(&id);
     o.ok();
-    let left: Vec<_> = std::fs::read_dir(&target.path).unwrap().collect();
-    assert!(left.is_empty(), "mount escaped to the host: {left:?}");
     // The kernel resolved the link inside the root: the mount sits at rootfs/<target>/sub.
-    let inside = env.rootfs().join(target.path.strip_prefix("/").unwrap()).join("sub");
-    assert!(inside.is_dir(), "{} not created", inside.display());
+    target.assert_escape_stayed_inside(&env, "sub", true);
     let want = format!(" {}/sub ", target.s());
     assert!(o.stdout.contains(&want), "{}", o.stdout);
     env.assert_gone(&id);
@@ -298,10 +305,7 @@ fn mount_destination_through_a_relative_symlink_stays_in_the_rootfs() {
     let id = env.id("esc-rel");
     let o = env.run(&id);
     o.ok();
-    let left: Vec<_> = std::fs::read_dir(&target.path).unwrap().collect();
-    assert!(left.is_empty(), "mount escaped to the host: {left:?}");
-    let inside = env.rootfs().join(target.path.strip_prefix("/").unwrap()).join("sub");
-    assert!(inside.is_dir(), "{} not created", inside.display());
+    target.assert_escape_stayed_inside(&env, "sub", true);
     env.assert_gone(&id);
 }
 
@@ -398,10 +402,7 @@ fn file_bind_mount_through_a_dangling_symlink_lands_in_the_rootfs() {
     o.ok();
     assert_eq!(o.stdout, "nameserver 192.0.2.53\nnameserver 192.0.2.53\n");
     assert!(env.rootfs().join("run/systemd/resolve/stub-resolv.conf").is_file());
-    let left: Vec<_> = std::fs::read_dir(&escape.path).unwrap().collect();
-    assert!(left.is_empty(), "file created on the host: {left:?}");
-    let inside = env.rootfs().join(escape.path.strip_prefix("/").unwrap()).join("hosts");
-    assert!(inside.is_file(), "{} not created", inside.display());
+    escape.assert_escape_stayed_inside(&env, "hosts", false);
     env.assert_gone(&id);
 }
 
