@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 struct Containerd {
     dir: PathBuf,
     daemon: Child,
+    /// The containerd namespace, one per test: it names the containers' parent cgroup
+    /// (/<ns>/<id>) and the shim's runc root (/run/containerd/runc/<ns>), which a shared name
+    /// made tests running at the same time share. berth then kept the parent it had made while
+    /// the other test's container still lived in it, and that one's berth had not made it:
+    /// /sys/fs/cgroup/*/<ns> was left behind.
+    ns: String,
 }
 
 impl Containerd {
@@ -36,7 +42,11 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let c = Containerd { dir, daemon };
+        let c = Containerd {
+            dir,
+            daemon,
+            ns: unique("berth-ctr"),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while c.out(&["version"]).0 != 0 {
             assert!(Instant::now() < deadline, "containerd did not start");
@@ -100,7 +110,8 @@ impl Containerd {
         let mut c = Command::new("ctr");
         c.arg("-a")
             .arg(self.dir.join("sock"))
-            .args(["-n", "berth-test"])
+            .arg("-n")
+            .arg(&self.ns)
             .args(args);
         c
     }
@@ -146,12 +157,32 @@ impl Drop for Containerd {
         for c in cs.split_whitespace() {
             let _ = self.out(&["containers", "delete", c]);
         }
+        let _ = self.out(&["namespaces", "remove", &self.ns]);
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
         unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
         // The shim's runc root for our namespace.
-        let _ = std::fs::remove_dir("/run/containerd/runc/berth-test");
+        let _ = std::fs::remove_dir(format!("/run/containerd/runc/{}", self.ns));
+        // berth made /<ns> and /<ns>/<id> in every hierarchy and must have removed them all.
+        let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| h.path().join(&self.ns))
+            .filter(|d| d.is_dir())
+            .collect();
+        for d in &left {
+            if let Ok(rd) = std::fs::read_dir(d) {
+                for sub in rd.flatten().filter(|e| e.path().is_dir()) {
+                    let _ = std::fs::remove_dir(sub.path());
+                }
+            }
+            let _ = std::fs::remove_dir(d);
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("cgroups left behind (now removed): {left:?}");
+        }
     }
 }
 
