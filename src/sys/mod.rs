@@ -293,7 +293,6 @@ pub fn setresgid(gid: u32) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
-/// `_exit(2)`: the child never runs the parent's atexit handlers or destructors.
 /// What berth keeps of std's runtime start-up (main.rs runs without it): ignore SIGPIPE, so a
 /// reader or hook that goes away yields EPIPE instead of killing berth, and make sure fds 0-2
 /// are open, so no file berth opens lands on a standard stream (std opens /dev/null for the
@@ -319,6 +318,7 @@ pub fn process_start() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// `_exit(2)`: the child never runs the parent's atexit handlers or destructors.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no Rust state.
     unsafe { libc::_exit(code) }

@@ -296,7 +296,6 @@ impl Env {
     }
 }
 
-/// No directory named `id` anywhere under /sys/fs/cgroup (depth-limited walk).
 /// `chown -hR uid:gid p`: symlinks themselves, never what they point to (a rootfs's absolute
 /// links name host paths).
 pub fn chown_tree(p: &Path, uid: u32, gid: u32) {
@@ -308,6 +307,7 @@ pub fn chown_tree(p: &Path, uid: u32, gid: u32) {
     assert!(st.success(), "chown -hR {uid}:{gid} {}", p.display());
 }
 
+/// No directory named `id` anywhere under /sys/fs/cgroup (depth-limited walk).
 pub fn assert_no_cgroup(id: &str) {
     fn walk(dir: &Path, id: &str, depth: u32) {
         if depth > 6 {
