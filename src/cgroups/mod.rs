@@ -346,11 +346,10 @@ fn rmdir_retry(d: &Path, shared: bool, max_tries: u32) -> Result<()> {
 
 /// The container's cgroup and everything below it, deepest first.
 fn remove_tree(d: &Path, tries: u32) -> Result<()> {
-    // Usually a leaf: one rmdir. cgroupfs answers EBUSY when sub-cgroups (or tasks) remain.
-    match std::fs::remove_dir(d) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
+    // Usually a leaf: one rmdir (no retries yet). cgroupfs answers EBUSY when sub-cgroups (or
+    // tasks) remain; then the children go first and the retries follow.
+    if rmdir_retry(d, false, 0).is_ok() {
+        return Ok(());
     }
     if let Ok(rd) = std::fs::read_dir(d) {
         for e in rd.flatten() {
