@@ -438,27 +438,35 @@ fn plain(v: &str) -> Option<&str> {
     (!v.is_empty() && !v.starts_with('-')).then_some(v)
 }
 
+/// clap's parse of `args` (argv without the program name), checked against the fast path:
+/// whatever `parse_fast` takes must be exactly clap's parse, or this panics. The second value
+/// tells whether the fast path took it. For the unit tests and the CLI fuzz target.
+pub fn parse_checked<S: AsRef<str>>(args: &[S]) -> (Result<Cli, clap::Error>, bool) {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let parsed = Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()));
+    let Some(fast) = parse_fast(args.iter().map(std::ffi::OsString::from)) else {
+        return (parsed, false);
+    };
+    match &parsed {
+        Ok(c) => assert_eq!(format!("{fast:?}"), format!("{c:?}"), "argv {args:?}"),
+        Err(e) => panic!("fast path took {args:?}, which clap refuses: {e}"),
+    }
+    (parsed, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::ffi::OsString;
 
-    fn clap(argv: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("berth").chain(argv.iter().copied()))
-    }
-
     fn fast(argv: &[&str]) -> Option<Cli> {
         parse_fast(argv.iter().map(OsString::from))
     }
 
-    /// Some(..) must be exactly clap's answer; returns whether the fast path took it.
+    /// Some(..) must be exactly clap's answer; returns whether the fast path took it. clap runs
+    /// only for what the fast path takes (most random argvs it declines).
     fn agrees(argv: &[&str]) -> bool {
-        let Some(f) = fast(argv) else { return false };
-        match clap(argv) {
-            Ok(c) => assert_eq!(format!("{f:?}"), format!("{c:?}"), "argv {argv:?}"),
-            Err(e) => panic!("fast path took {argv:?}, which clap refuses: {e}"),
-        }
-        true
+        fast(argv).is_some() && parse_checked(argv).1
     }
 
     #[test]

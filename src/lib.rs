@@ -91,20 +91,12 @@ pub fn fuzz_state(data: &[u8]) {
     }
 }
 
-/// The command line: clap parsing of arbitrary argv (and the fast path's agreement with it), then the argument checks each command
-/// makes before loading a container (ids, signals, durations, sizes, exec overrides).
+/// The command line: clap parsing of arbitrary argv (checked against the fast path,
+/// cli::parse_checked), then the argument checks each command makes before loading a container
+/// (ids, signals, durations, sizes, exec overrides).
 pub fn fuzz_cli(args: &[String]) {
-    use clap::Parser;
     use cli::Command;
-    let parsed = cli::Cli::try_parse_from(std::iter::once("berth".to_string()).chain(args.iter().cloned()));
-    // Whatever the fast path takes must be exactly clap's parse (see cli::parse_fast).
-    if let Some(f) = cli::parse_fast(args.iter().map(std::ffi::OsString::from)) {
-        match &parsed {
-            Ok(c) => assert_eq!(format!("{f:?}"), format!("{c:?}"), "argv {args:?}"),
-            Err(e) => panic!("fast path took {args:?}, which clap refuses: {e}"),
-        }
-    }
-    let Ok(c) = parsed else {
+    let Ok(c) = cli::parse_checked(args).0 else {
         return;
     };
     let g = commands::Global {
