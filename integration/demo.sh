@@ -5,16 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (real namespaces, mounts and cgroups)"; exit 1; }
 bash integration/deps.sh
-# The binary's path comes from cargo: .cargo/config.toml builds for an explicit target (static).
-BERTH=$(cargo build --release --quiet --message-format=json | jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable')
+# build_berth (the binary's path as cargo reports it) and make_rootfs (busybox-static).
+# shellcheck source=bench/lib.sh
+. integration/bench/lib.sh
+BERTH=$(build_berth .)
 WORK=$(mktemp -d /tmp/berth-demo.XXXXXX)
 ROOT=$WORK/state
 ID=demo-$$
 cleanup() { "$BERTH" --root "$ROOT" delete --force "$ID" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-mkdir -p "$WORK/bundle/rootfs/bin"
-cp "$(command -v busybox)" "$WORK/bundle/rootfs/bin/busybox"
-for a in $("$WORK/bundle/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$WORK/bundle/rootfs/bin/$a"; done
+make_rootfs "$WORK/bundle/rootfs"
 "$BERTH" spec -b "$WORK/bundle"
 jq '.process.terminal=false | .hostname="berth-demo"
     | .process.args=["sh","-c","echo \"hostname: $(hostname)\"; echo \"my pid: $$\"; echo processes:; ps; echo mounts:; cat /proc/mounts"]' \

@@ -12,7 +12,7 @@ N=${1:-10000}
 . "$HERE/lib.sh"
 bash "$REPO/integration/deps.sh"
 command -v runc >/dev/null || { apt-get update -qq && apt-get install -y -qq runc >/dev/null; } # runc spec
-BERTH=$(cd "$REPO" && cargo build --release --quiet --message-format=json | jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable')
+BERTH=$(build_berth "$REPO")
 WORK=$(mktemp -d /tmp/berth-hangcheck.XXXXXX)
 ROOT=$WORK/state
 trap 'rm -rf "$WORK"' EXIT

@@ -1,6 +1,14 @@
-# Shared by run.sh and hangcheck.sh (sourced, not run).
+# Shared by run.sh, hangcheck.sh and integration/demo.sh (sourced, not run; only function
+# definitions).
 
-# make_rootfs DIR: a busybox-static root filesystem (as integration/demo.sh builds it).
+# build_berth REPO: cargo build --release, then print the binary's path as cargo reports it
+# (.cargo/config.toml builds for an explicit target: target/<host triple>/release/berth).
+build_berth() {
+  (cd "$1" && cargo build --release --quiet --message-format=json) |
+    jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable'
+}
+
+# make_rootfs DIR: a busybox-static root filesystem.
 make_rootfs() {
   mkdir -p "$1/bin"
   cp "$(command -v busybox)" "$1/bin/busybox"

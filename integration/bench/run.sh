@@ -14,6 +14,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 if [ -z "${BENCH_INNER:-}" ]; then
   [ "$(id -u)" -eq 0 ] || { echo "bench: needs root (namespaces, mounts, cgroups)" >&2; exit 1; }
@@ -21,13 +23,11 @@ if [ -z "${BENCH_INNER:-}" ]; then
   for p in hyperfine runc crun time; do
     dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
   done
-  BERTH_BIN=$(cd "$REPO" && cargo build --release --quiet --message-format=json | jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable')
+  BERTH_BIN=$(build_berth "$REPO")
   export BERTH_BIN
   BENCH_INNER=1 exec "$HERE/cgview.sh" "$0" "$@"
 fi
 
-# shellcheck source=lib.sh
-. "$HERE/lib.sh"
 ROUNDS=${BENCH_ROUNDS:-5}
 RUNS=${BENCH_RUNS:-8}
 LOOP_ROUNDS=${BENCH_LOOP_ROUNDS:-3}
