@@ -310,13 +310,21 @@ fn bad_resources_fail_create_and_leave_nothing() {
     }
 }
 
+/// A pure cgroup v2 host; otherwise prints "skipped: WHAT needs a pure cgroup v2 host".
+fn pure_v2_or_skip(what: &str) -> bool {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v2 {
+        eprintln!("skipped: {what} needs a pure cgroup v2 host");
+    }
+    v2
+}
+
 /// The container's own cgroup v2 device filter (eBPF); on v1 the devices controller applies
 /// the rules (src/cgroups/devices.rs).
 #[test]
 fn v2_device_filter_denies_and_update_replaces_it() {
     require_root!();
-    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        eprintln!("skipped: the eBPF device filter needs a pure cgroup v2 host");
+    if !pure_v2_or_skip("the eBPF device filter") {
         return;
     }
     let mut env = Env::new(&[
@@ -387,8 +395,7 @@ fn nested_cgroups_path_gets_controllers_and_is_removed() {
 #[test]
 fn v2_processes_are_cloned_into_their_cgroup() {
     require_root!();
-    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        eprintln!("skipped: CLONE_INTO_CGROUP needs a pure cgroup v2 host");
+    if !pure_v2_or_skip("CLONE_INTO_CGROUP") {
         return;
     }
     let mut env = Env::new(&["sleep", "100"]);
