@@ -130,6 +130,39 @@ pub fn check_destination(dest: &Path) -> Result<()> {
     Ok(())
 }
 
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// runc's checkProcMount, applied to a destination as the kernel resolved it inside the root
+/// (`rel`: relative to the root; `fs`: the filesystem it is on), not to the string in the
+/// config: an image symlink (`/data -> /proc/sys/kernel`) must not carry a volume over procfs,
+/// where it would fake the files berth or the kernel's users read (CVE-2019-19921 class).
+/// Refused: anything inside /proc but runc's lxcfs-style files, anything else on procfs, and
+/// anything on sysfs but the cgroup tree; /proc itself only takes a fresh procfs or a bind of
+/// one, as in runc. Err is runc's text without the path.
+pub fn check_resolved(rel: &Path, fs: i64, kind: &Kind, src_fs: Option<i64>) -> std::result::Result<(), &'static str> {
+    const INSIDE_PROC: &str = "cannot be mounted because it is inside /proc";
+    let proc = Path::new("proc");
+    if rel == proc {
+        return match kind {
+            Kind::Fs { typ, .. } if typ == "proc" => Ok(()),
+            Kind::Bind { .. } if src_fs == Some(libc::PROC_SUPER_MAGIC) => Ok(()),
+            _ => Err("cannot be mounted because it is not of type proc"),
+        };
+    }
+    let under_proc = rel.starts_with(proc);
+    if under_proc || fs == libc::PROC_SUPER_MAGIC {
+        let abs = Path::new("/").join(rel);
+        return match PROC_OK.iter().any(|p| abs == Path::new(p)) && under_proc {
+            true => Ok(()),
+            false => Err(INSIDE_PROC),
+        };
+    }
+    if fs == SYSFS_MAGIC && !rel.starts_with("sys/fs/cgroup") && !matches!(kind, Kind::Cgroup) {
+        return Err("cannot be mounted because it is inside /sys");
+    }
+    Ok(())
+}
+
 /// Relative, normalised container path ("/dev/../dev/pts" -> "dev/pts"). `..` never climbs
 /// above the root, as the kernel resolves it inside a chroot.
 pub fn rel(dest: &Path) -> PathBuf {
@@ -627,6 +660,35 @@ mod tests {
                 || data.contains(&o);
             assert!(known, "{o}");
         }
+    }
+
+    #[test]
+    fn refuses_resolved_destinations_on_procfs_and_sysfs() {
+        const P: i64 = libc::PROC_SUPER_MAGIC;
+        const EXT4: i64 = 0xef53;
+        let bind = Kind::Bind {
+            src: "/x".into(),
+            recursive: false,
+        };
+        let proc = Kind::Fs {
+            typ: "proc".into(),
+            src: "proc".into(),
+        };
+        let ok = |rel: &str, fs, kind: &Kind, src| check_resolved(Path::new(rel), fs, kind, src).is_ok();
+        // A volume that resolved into procfs, before or after /proc is mounted.
+        assert!(!ok("proc/sys/kernel", P, &bind, None));
+        assert!(!ok("proc/sys/kernel", EXT4, &bind, None));
+        assert!(!ok("data", P, &bind, None));
+        assert!(ok("proc/meminfo", P, &bind, None));
+        assert!(ok("proc", EXT4, &proc, None));
+        assert!(!ok("proc", EXT4, &bind, None));
+        assert!(ok("proc", EXT4, &bind, Some(P)));
+        assert!(!ok("sys/kernel/security", SYSFS_MAGIC, &bind, None));
+        assert!(ok("sys/fs/cgroup", SYSFS_MAGIC, &Kind::Cgroup, None));
+        assert!(ok("sys/fs/cgroup/memory", SYSFS_MAGIC, &bind, None));
+        assert!(ok("sys", EXT4, &bind, None));
+        assert!(ok("data", EXT4, &bind, None));
+        assert!(ok("procfoo", EXT4, &bind, None));
     }
 
     #[test]

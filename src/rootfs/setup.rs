@@ -54,16 +54,46 @@ fn apply_attrs(root: BorrowedFd, m: &MountPlan) -> Result<()> {
     Ok(())
 }
 
-fn bind(src: &Path, root: BorrowedFd, dest: &Path, recursive: bool) -> Result<()> {
-    let srcfd = sys::open(src, libc::O_PATH, 0).map_err(|e| anyhow!("bind mount source {}: {e}", src.display()))?;
-    let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&srcfd))
-        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        .map_err(|e| anyhow!("stat {}: {e}", src.display()))?;
-    let destfd = if is_dir {
+/// The rootfs as the mount namespace names it: resolved destinations are checked against it.
+fn root_path(root: BorrowedFd) -> Result<std::path::PathBuf> {
+    std::fs::read_link(fd_path(root)).map_err(|e| anyhow!("read the rootfs path: {e}"))
+}
+
+/// Make (or open) a mount's destination inside the root, then check where it really is: the
+/// path after resolution and the filesystem it is on (`check_resolved`), never the config's
+/// string. `src_fs`: the filesystem of a bind's source.
+fn target(
+    root: BorrowedFd,
+    rootp: &Path,
+    m: &MountPlan,
+    dest: &Path,
+    dir: bool,
+    src_fs: Option<i64>,
+) -> Result<OwnedFd> {
+    let fd = if dir {
         resolve::mkdir_all(root, dest, 0o755)?
     } else {
         resolve::mkfile(root, dest)?
     };
+    let at = std::fs::read_link(fd_path(fd.as_fd())).map_err(|e| anyhow!("read the path of {}: {e}", show(dest)))?;
+    let Ok(rel) = at.strip_prefix(rootp) else {
+        bail!(
+            "mount destination {} resolved outside the rootfs ({})",
+            show(dest),
+            at.display()
+        );
+    };
+    let fs = sys::fs_type(fd.as_fd()).map_err(|e| anyhow!("statfs {}: {e}", show(dest)))?;
+    super::check_resolved(rel, fs, &m.kind, src_fs).map_err(|why| anyhow!("{:?} {why}", at))?;
+    Ok(fd)
+}
+
+fn bind(src: &Path, root: BorrowedFd, rootp: &Path, m: &MountPlan, dest: &Path, recursive: bool) -> Result<()> {
+    let srcfd = sys::open(src, libc::O_PATH, 0).map_err(|e| anyhow!("bind mount source {}: {e}", src.display()))?;
+    let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&srcfd))
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(|e| anyhow!("stat {}: {e}", src.display()))?;
+    let destfd = target(root, rootp, m, dest, is_dir, sys::fs_type(srcfd.as_fd()).ok())?;
     let mut flags = MsFlags::MS_BIND;
     if recursive {
         flags |= MsFlags::MS_REC;
@@ -79,21 +109,45 @@ fn bind(src: &Path, root: BorrowedFd, dest: &Path, recursive: bool) -> Result<()
 }
 
 /// Attach a detached idmapped tree the parent made (idmap.rs) at `dest`, resolved in the root.
-fn attach(tree: BorrowedFd, src: &Path, root: BorrowedFd, dest: &Path) -> Result<()> {
+fn attach(tree: BorrowedFd, src: &Path, root: BorrowedFd, rootp: &Path, m: &MountPlan) -> Result<()> {
+    let dest = &m.dest;
     let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&tree))
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .map_err(|e| anyhow!("stat idmapped {}: {e}", src.display()))?;
-    let destfd = if is_dir {
-        resolve::mkdir_all(root, dest, 0o755)?
-    } else {
-        resolve::mkfile(root, dest)?
-    };
+    let destfd = target(root, rootp, m, dest, is_dir, sys::fs_type(tree).ok())?;
     sys::move_mount(tree, destfd.as_fd())
         .map_err(|e| anyhow!("move idmapped mount of {} onto {}: {e}", src.display(), show(dest)))
 }
 
-fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str, userns: bool) -> Result<()> {
-    let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
+/// runc (CVE-2019-19921 hardening): procfs and sysfs only on a real directory of the image,
+/// never through a symlink in its place (lstat of the destination's last component).
+fn ordinary_dir(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let dir = match resolve::open(root, parent, libc::O_DIRECTORY) {
+        Ok(d) => d,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => bail!("open {} in the container: {e}", show(parent)),
+    };
+    match nix::sys::stat::fstatat(
+        Some(std::os::fd::AsRawFd::as_raw_fd(&dir)),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
+            bail!("filesystem {typ:?} must be mounted on ordinary directory")
+        }
+        Ok(_) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => bail!("lstat {}: {e}", show(dest)),
+    }
+}
+
+fn mount_fs(root: BorrowedFd, rootp: &Path, m: &MountPlan, typ: &str, src: &str, userns: bool) -> Result<()> {
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_dir(root, &m.dest, typ)?;
+    }
+    let destfd = target(root, rootp, m, &m.dest, true, None)?;
     let data = if m.data.is_empty() { None } else { Some(m.data.as_str()) };
     // Opened before the mount: afterwards this still reads the directory the tmpfs covers.
     let under = if m.copy_up {
@@ -115,7 +169,7 @@ fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str, userns: bool)
         // namespace; when they are the host's, runc bind-mounts the host's instead.
         Err(nix::errno::Errno::EPERM) if userns && (typ == "sysfs" || typ == "mqueue") => {
             let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
-            bind(Path::new(host), root, &m.dest, true)?;
+            bind(Path::new(host), root, rootp, m, &m.dest, true)?;
             let fd = resolve::open(root, &m.dest, 0)?;
             let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
             sys::mount_setattr(fd.as_fd(), true, attrs.set, attrs.clr, 0)
@@ -125,8 +179,8 @@ fn mount_fs(root: BorrowedFd, m: &MountPlan, typ: &str, src: &str, userns: bool)
     }
 }
 
-fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()> {
-    let destfd = resolve::mkdir_all(root, &m.dest, 0o755)?;
+fn mount_cgroup(root: BorrowedFd, rootp: &Path, m: &MountPlan, plan: &RootfsPlan) -> Result<()> {
+    let destfd = target(root, rootp, m, &m.dest, true, None)?;
     let ro = m.flags.contains(MsFlags::MS_RDONLY);
     let sub_flags = m.flags;
     if plan.cgroup_mounts.len() == 1 && plan.cgroup_mounts[0].name.is_empty() {
@@ -141,7 +195,7 @@ fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()
             )
             .map_err(|e| anyhow!("mount cgroup2 on {}: {e}", show(&m.dest)))?;
         } else {
-            bind(&s.host_dir, root, &m.dest, false)?;
+            bind(&s.host_dir, root, rootp, m, &m.dest, false)?;
             let fd = resolve::open(root, &m.dest, 0)?;
             let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
             sys::mount_setattr(fd.as_fd(), false, attrs.set, 0, 0)
@@ -177,7 +231,7 @@ fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()
             )
             .map_err(|e| anyhow!("mount {typ} ({}) on {}: {e}", s.options, show(&sub)))?;
         } else {
-            bind(&s.host_dir, root, &sub, false)?;
+            bind(&s.host_dir, root, rootp, m, &sub, false)?;
             let fd = resolve::open(root, &sub, 0)?;
             let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
             sys::mount_setattr(fd.as_fd(), false, attrs.set, 0, 0)
@@ -198,17 +252,18 @@ fn mount_cgroup(root: BorrowedFd, m: &MountPlan, plan: &RootfsPlan) -> Result<()
 /// returns once the init is in the container's cgroups (and cgroup namespace), which the
 /// cgroupfs mounts show.
 pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan, in_cgroups: &dyn Fn() -> Result<()>) -> Result<()> {
+    let rootp = root_path(root)?;
     for m in &plan.mounts {
         if matches!(m.kind, Kind::Cgroup) {
             in_cgroups()?;
         }
         match &m.kind {
             Kind::Bind { src, recursive } => match m.idmap.as_ref().and_then(|i| i.tree.as_ref()) {
-                Some(tree) => attach(tree.0.as_fd(), src, root, &m.dest)?,
-                None => bind(src, root, &m.dest, *recursive)?,
+                Some(tree) => attach(tree.0.as_fd(), src, root, &rootp, m)?,
+                None => bind(src, root, &rootp, m, &m.dest, *recursive)?,
             },
-            Kind::Fs { typ, src } => mount_fs(root, m, typ, src, plan.userns)?,
-            Kind::Cgroup => mount_cgroup(root, m, plan)?,
+            Kind::Fs { typ, src } => mount_fs(root, &rootp, m, typ, src, plan.userns)?,
+            Kind::Cgroup => mount_cgroup(root, &rootp, m, plan)?,
         }
         apply_attrs(root, m)?;
     }
