@@ -1,5 +1,6 @@
 // Records the git commit for `berth --version` (runc prints a `commit:` line engines log), and
-// builds the exec trampoline (src/process/trampoline.c; see process/exe.rs) on x86_64.
+// builds the trampoline the init ends as (src/process/trampoline.c; see process/exe_guard.rs)
+// on x86_64.
 fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
@@ -17,7 +18,22 @@ fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let built = arch == "x86_64"
         && std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-static", "-nostdlib", "-Os", "-Wl,--build-id=none", "-s", "-o"])
+            // Freestanding: no libc to call (memset/memcpy), no TLS for a stack protector.
+            .args([
+                "-static",
+                "-nostdlib",
+                "-Os",
+                "-ffreestanding",
+                "-fno-builtin",
+                "-fno-tree-loop-distribute-patterns",
+                "-fno-stack-protector",
+                "-fno-pie",
+                "-no-pie",
+                "-fno-asynchronous-unwind-tables",
+                "-Wl,--build-id=none",
+                "-s",
+                "-o",
+            ])
             .arg(&out)
             .arg("src/process/trampoline.c")
             .status()
@@ -25,6 +41,6 @@ fn main() {
     if !built {
         // berth then execs the container's program directly, guarded by the stat chain only.
         std::fs::write(&out, b"").unwrap();
-        println!("cargo:warning=exec trampoline not built (needs x86_64 and a C compiler): CVE-2019-5736 defence falls back to the exe guard");
+        println!("cargo:warning=exec trampoline not built (needs x86_64 and a C compiler): the created init waits as berth itself and the CVE-2019-5736 defence falls back to the exe guard");
     }
 }

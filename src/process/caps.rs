@@ -47,17 +47,22 @@ pub fn validate(process: &Process) -> Result<()> {
     sets(process).map(drop)
 }
 
-fn last_cap() -> u32 {
+/// The host's highest capability number, read by the parent from the host's procfs. The init
+/// must never read it after entering the container's mount namespace: a volume mounted over
+/// the container's /proc/sys/kernel (an image symlink to it plus a bind mount) once planted a
+/// `0` there and nothing was dropped from the bounding set. Unreadable: every number a 64-bit
+/// mask can hold is dropped (the kernel answers EINVAL past the last one).
+pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(63)
 }
 
-/// Drop from the bounding set what is not configured. Needs CAP_SETPCAP, so it runs before the
-/// switch to the container's user.
-pub fn drop_bounding(sets: &CapSets) -> Result<()> {
-    for cap in 0..=last_cap().min(63) {
+/// Drop from the bounding set what is not configured, up to the host's `last` capability (read
+/// by the parent). Needs CAP_SETPCAP, so it runs before the switch to the container's user.
+pub fn drop_bounding(sets: &CapSets, last: u32) -> Result<()> {
+    for cap in 0..=last.min(63) {
         if sets.bounding & (1 << cap) == 0 {
             // SAFETY: plain prctl with integer arguments.
             let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };

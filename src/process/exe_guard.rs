@@ -1,15 +1,14 @@
 //! CVE-2019-5736: the container must never run berth's own binary. berth never execs itself
-//! inside the container, and the init is non-dumpable while it is berth; the one remaining way
-//! is the final execve itself: a program path that is (or a `#!` interpreter chain that ends
-//! in) `/proc/self/exe` makes the kernel exec berth's binary as the container process, which
-//! is dumpable again, so another container process could open `/proc/<pid>/exe` and overwrite
-//! berth on the host once it exits.
+//! inside the container; while the init is berth it is non-dumpable, and before it waits for
+//! `start` it becomes the sealed trampoline (below), so no process in the container can reach
+//! berth's binary through `/proc/<pid>/exe`, not even one with CAP_SYS_PTRACE. The one remaining
+//! way is the final execve itself: a program path that is (or a `#!` interpreter chain that
+//! ends in) `/proc/self/exe` would make the kernel exec berth's binary as the container process.
 //!
-//! Defence: right before Ready, follow the program and its interpreter chain (the kernel allows
-//! 4 levels of `#!`) and refuse when any of them is berth's inode (compared by st_dev/st_ino
-//! recorded in the parent). A stat chain costs microseconds, where re-executing berth from a
-//! sealed memfd copy (runc's choice) costs a copy of the binary and an extra execve on every
-//! create; see SECURITY.md for the measurement and the residual race this choice accepts.
+//! Two layers: the trampoline's exe is the memfd while the kernel resolves the program; and,
+//! for a clear error at create (and where there is no trampoline), right before Ready the
+//! program and its interpreter chain (the kernel allows 4 levels of `#!`) are followed and
+//! refused when any of them is berth's inode (st_dev/st_ino recorded in the parent).
 
 use anyhow::{bail, Result};
 use std::io::Read;
@@ -20,16 +19,18 @@ use std::path::{Path, PathBuf};
 /// The trampoline binary (src/process/trampoline.c, built by build.rs; empty where it cannot be).
 const TRAMPOLINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trampoline"));
 
-/// A sealed memfd with the trampoline, made in the parent: the child's last act is to exec it,
-/// so while the kernel resolves the container's program — including a `#!/proc/self/exe` that
-/// the stat chain below could not see (an unreadable, execute-only script; a swap between the
-/// check and the exec by a process already in the container) — the process's exe is this
-/// immutable copy and never berth's binary. Costs one memfd of ~4 KB per create.
+/// A sealed memfd with the trampoline, made in the parent. The init ends by exec'ing it, with
+/// every other fd closed: the trampoline waits for `start`, runs the startContainer hooks and
+/// execs the container's program. So a created container's pid 1 is this immutable copy, never
+/// berth's binary, and while the kernel resolves the container's program — including a
+/// `#!/proc/self/exe` that the stat chain below could not see (an unreadable, execute-only
+/// script; a swap between the check and the exec by a process already in the container) — the
+/// process's exe is this copy too. Costs one memfd of ~10 KB per create.
 pub fn trampoline() -> Result<Option<std::os::fd::OwnedFd>> {
     if TRAMPOLINE.is_empty() {
         return Ok(None);
     }
-    crate::sys::sealed_memfd(c"berth-exec", TRAMPOLINE)
+    crate::sys::sealed_memfd(c"berth-exec", TRAMPOLINE, true)
         .map(Some)
         .map_err(|e| anyhow::anyhow!("create exec trampoline memfd: {e}"))
 }

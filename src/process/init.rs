@@ -141,7 +141,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
                 crate::hooks::list(h.hooks.create_container()),
                 state.as_bytes(),
             )?;
-            hook_state = Some(state);
+            // startContainer hooks run after `start`: they see the container as runc shows it
+            // to them, `created` (the id is validated, so this is the status field).
+            hook_state = Some(state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1));
         }
         setup::write_sysctls(&plan.sysctls)?;
         setup::mask_and_protect(root.as_fd(), rootfs)?;
@@ -168,13 +170,17 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // or "/" (Kubernetes and other engines that pass no HOME rely on it). Looked up now, in
     // the container's root, while still privileged.
     let home = home_env(plan);
+    // Nothing of berth's or its caller's may reach the container (CVE-2024-21626), and the init
+    // waiting for `start` must hold nothing of the host: every fd but the preserved ones and
+    // the few still needed is closed now, before any seccomp filter that may deny close_range.
+    let keep = Kept::prepare(plan, sync, tty.as_ref(), hook_state.as_deref())?;
     super::rlimits::apply(&plan.rlimits)?;
     if !plan.no_new_privs {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
         // drop (runc's standard_init_linux.go order).
         load_seccomp(plan, sync)?;
     }
-    super::caps::drop_bounding(&plan.caps)?;
+    super::caps::drop_bounding(&plan.caps, plan.cap_last_cap)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
     match sys::setgroups(&plan.groups) {
         Ok(()) => {}
@@ -190,12 +196,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if plan.no_new_privs {
         step("set no_new_privs", sys::set_no_new_privs())?;
     }
-    if let Some(peer) = &tty {
-        console::attach(peer)?;
+    if let Some(peer) = tty.take() {
+        // The pty is the process's stdio now; the peer fd itself is not kept.
+        console::attach(&peer)?;
     }
-    // Nothing of berth's may leak into the container (CVE-2024-21626): every fd above the
-    // preserved ones is closed at exec.
-    step("mark fds close-on-exec", sys::cloexec_from(3 + plan.preserve_fds))?;
     // Resolved now, so a missing binary fails `create`, not `start` (as runc).
     let path = lookup(plan)?;
     if let Some(me) = plan.self_exe {
@@ -212,7 +216,39 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         load_seccomp(plan, sync)?;
     }
     sync.send(&Msg::Ready)?;
-
+    if plan.mode == Mode::Create {
+        sync.expect(Msg::Committed)?;
+        // `create` returns now: the container must outlive it.
+        step("clear parent death signal", sys::set_pdeathsig(0))?;
+    }
+    let mut argv: Vec<&std::ffi::CStr> = plan.args.iter().map(|a| a.as_c_str()).collect();
+    let envp: Vec<&std::ffi::CStr> = plan.env.iter().chain(home.as_ref()).map(|e| e.as_c_str()).collect();
+    sys::reset_signal_dispositions();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+    if let (Some(t), Some(wait)) = (&plan.trampoline, &keep.wait) {
+        // The trampoline waits for start, runs the startContainer hooks and execs the program:
+        // from here on the container's pid 1 is a sealed ~10 KB memfd, not berth's binary, and
+        // holds only the fds it needs (trampoline.c). Our copy of the sync socket closes at this
+        // exec: `create` sees EOF once the trampoline runs.
+        let targs = trampoline_args(plan, wait.as_raw_fd(), keep.state.as_ref(), &path)?;
+        let mut targv: Vec<&std::ffi::CStr> = targs.iter().map(|a| a.as_c_str()).collect();
+        targv.append(&mut argv);
+        let e = sys::execveat_fd(t.as_fd(), &targv, &envp);
+        // A seccomp profile may deny execveat: only then does berth wait and exec itself.
+        if !matches!(
+            e,
+            nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES
+        ) {
+            bail!("exec the init trampoline: {}", crate::errtext::errno(e));
+        }
+        crate::log::debug(&format!("exec the init trampoline: {e}; berth waits for start itself"));
+        argv = plan.args.iter().map(|a| a.as_c_str()).collect();
+    }
+    drop(keep);
     match plan.mode {
         Mode::Run => {
             sync.expect(Msg::Start)?;
@@ -221,8 +257,6 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             // and an exec error still reaches the parent.
         }
         Mode::Create => {
-            sync.expect(Msg::Committed)?;
-            step("clear parent death signal", sys::set_pdeathsig(0))?;
             *sync_slot = None;
             wait_for_start(plan)?;
         }
@@ -235,7 +269,113 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             state.as_bytes(),
         )?;
     }
-    exec(plan, &path, home.as_ref())
+    let e = sys::execve(&path, &argv, &envp);
+    Err(anyhow!(
+        "unable to start container process: exec {:?}: {}",
+        path,
+        crate::errtext::errno(e)
+    ))
+}
+
+/// The fds the init keeps past the point where it closes all others: the ones the trampoline
+/// inherits (dups without close-on-exec). Everything else it still uses (the sync socket, the
+/// trampoline, the pty peer) is close-on-exec and gone once the trampoline runs.
+struct Kept {
+    /// What the trampoline waits on: the exec fifo (create) or the sync socket (run, exec).
+    wait: Option<std::os::fd::OwnedFd>,
+    /// The state JSON the startContainer hooks read on stdin.
+    state: Option<std::os::fd::OwnedFd>,
+}
+
+impl Kept {
+    fn prepare(plan: &Plan, sync: &Sync, tty: Option<&std::os::fd::OwnedFd>, hook_state: Option<&str>) -> Result<Kept> {
+        let mut kept = Kept {
+            wait: None,
+            state: None,
+        };
+        if plan.trampoline.is_some() {
+            let wait = match plan.mode {
+                Mode::Create => plan.fifo.as_ref().map(|f| f.as_fd()),
+                Mode::Run => Some(sync.fd.as_fd()),
+            };
+            if let Some(w) = wait {
+                kept.wait = Some(step("dup the start fd", sys::dup_inheritable(w))?);
+            }
+            let start_hooks = plan
+                .hooks
+                .as_ref()
+                .is_some_and(|h| !crate::hooks::list(h.hooks.start_container()).is_empty());
+            if let (true, Some(s)) = (start_hooks, hook_state) {
+                kept.state = Some(step(
+                    "store the hooks' state",
+                    sys::sealed_memfd(c"berth-state", s.as_bytes(), false),
+                )?);
+            }
+        }
+        let fds = [
+            Some(sync.fd.as_raw_fd()),
+            plan.fifo.as_ref().map(|f| f.as_raw_fd()),
+            plan.trampoline.as_ref().map(|f| f.as_raw_fd()),
+            tty.map(|f| f.as_raw_fd()),
+            kept.wait.as_ref().map(|f| f.as_raw_fd()),
+            kept.state.as_ref().map(|f| f.as_raw_fd()),
+        ];
+        let keep: Vec<i32> = fds.into_iter().flatten().collect();
+        step(
+            "close inherited fds",
+            sys::close_fds_except(3 + plan.preserve_fds as i32, &keep),
+        )?;
+        Ok(kept)
+    }
+}
+
+/// The trampoline's own arguments (trampoline.c), ahead of the program's argv: what to wait
+/// on, the startContainer hooks (path, timeout, args, env or "-" for the process's), the
+/// state fd, and the program's resolved path.
+fn trampoline_args(
+    plan: &Plan,
+    wait: std::os::fd::RawFd,
+    state: Option<&std::os::fd::OwnedFd>,
+    path: &CString,
+) -> Result<Vec<CString>> {
+    let kind = if plan.mode == Mode::Create { 'f' } else { 's' };
+    let mut v = vec![CString::new(format!("{kind}{wait}"))?];
+    let hooks = match (&plan.hooks, state) {
+        (Some(h), Some(_)) => crate::hooks::list(h.hooks.start_container()),
+        _ => &[],
+    };
+    v.push(CString::new(hooks.len().to_string())?);
+    let cs = |s: &str| CString::new(s).map_err(|_| anyhow!("startContainer hook: NUL byte in {s:?}"));
+    for h in hooks {
+        let p = h.path().to_string_lossy().into_owned();
+        v.push(cs(&p)?);
+        v.push(CString::new(h.timeout().unwrap_or(0).max(0).to_string())?);
+        // Go's exec.Cmd (runc's hooks) runs `path` as argv[0] when args are empty.
+        let args = h
+            .args()
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| vec![p.clone()]);
+        v.push(CString::new(args.len().to_string())?);
+        for a in &args {
+            v.push(cs(a)?);
+        }
+        match h.env() {
+            // runc runs them from its init, whose environment is the process's.
+            None => v.push(CString::new("-")?),
+            Some(env) => {
+                v.push(CString::new(env.len().to_string())?);
+                for e in env {
+                    v.push(cs(e)?);
+                }
+            }
+        }
+    }
+    if let Some(s) = state.filter(|_| !hooks.is_empty()) {
+        v.push(CString::new(s.as_raw_fd().to_string())?);
+    }
+    v.push(path.clone());
+    Ok(v)
 }
 
 /// `HOME=...` to add to the process env, unless it sets HOME itself.
@@ -349,40 +489,4 @@ fn lookup(plan: &Plan) -> Result<CString> {
         }
     }
     bail!("unable to start container process: exec: {arg0:?}: executable file not found in $PATH")
-}
-
-fn exec(plan: &Plan, path: &CString, home: Option<&CString>) -> Result<Infallible> {
-    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = plan.env.iter().chain(home).map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    sys::reset_signal_dispositions();
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
-    if let Some(t) = &plan.trampoline {
-        // argv[0] of the trampoline is the program's path; the rest is the program's argv.
-        let mut targv: Vec<*const libc::c_char> = vec![path.as_ptr()];
-        targv.extend_from_slice(&argv);
-        let e = sys::execveat_fd(t.as_fd(), &targv, &envp);
-        // A seccomp profile may deny execveat: only then fall back to the plain exec below.
-        if !matches!(
-            e,
-            nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES
-        ) {
-            return Err(anyhow!(
-                "unable to start container process: exec {:?}: {}",
-                path,
-                crate::errtext::errno(e)
-            ));
-        }
-    }
-    let e = sys::execve(path, &argv, &envp);
-    Err(anyhow!(
-        "unable to start container process: exec {:?}: {}",
-        path,
-        crate::errtext::errno(e)
-    ))
 }

@@ -56,6 +56,8 @@ pub struct Plan {
     pub sysctls: Vec<(String, String)>,
     pub rlimits: Vec<rlimits::Rlimit>,
     pub caps: caps::CapSets,
+    /// The host's cap_last_cap, read here: never by the init inside the container.
+    pub cap_last_cap: u32,
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
@@ -216,6 +218,7 @@ impl Plan {
             sysctls,
             rlimits: rlimits::list(process)?,
             caps: caps::sets(process)?,
+            cap_last_cap: caps::last_cap(),
             uid: user.uid(),
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),

@@ -18,6 +18,7 @@
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
 //! | 6 | parent → child | `Committed`        | create: state written; child drops pdeathsig, closes its end (parent sees EOF) |
 //! | 6'| parent → child | `Start`            | run: exec now; EOF on the parent's side confirms the execve  |
+//! | 7 | child → parent | `ExecFailed(errno, path)` | run/exec: the trampoline (trampoline.c) could not exec the program; a startContainer hook failure comes as `Error` |
 
 use anyhow::{anyhow, bail, Result};
 use nix::sys::socket::{recv, send, MsgFlags};
@@ -39,6 +40,7 @@ pub enum Msg {
     SeccompFd,
     PidSeen,
     Joined,
+    ExecFailed(i32, String),
 }
 
 impl Msg {
@@ -58,6 +60,7 @@ impl Msg {
             Msg::SeccompFd => (12, 0, ""),
             Msg::PidSeen => (13, 0, ""),
             Msg::Joined => (14, 0, ""),
+            Msg::ExecFailed(e, p) => (15, *e, p.as_str()),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -86,6 +89,7 @@ impl Msg {
             12 => Msg::SeccompFd,
             13 => Msg::PidSeen,
             14 => Msg::Joined,
+            15 => Msg::ExecFailed(num, String::from_utf8_lossy(&b[5..]).into_owned()),
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -152,6 +156,10 @@ impl Sync {
         match self.recv()? {
             None => Ok(()),
             Some(Msg::Error(_, msg)) => Err(anyhow!(msg)),
+            Some(Msg::ExecFailed(e, path)) => Err(anyhow!(
+                "unable to start container process: exec {path:?}: {}",
+                crate::errtext::errno(nix::errno::Errno::from_raw(e))
+            )),
             Some(m) => bail!("sync: unexpected {m:?}"),
         }
     }

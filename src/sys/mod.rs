@@ -205,11 +205,54 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
-/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: every fd from `first` up is closed at exec.
-pub fn cloexec_from(first: u32) -> nix::Result<()> {
-    // SAFETY: plain syscall with integer arguments.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    Errno::result(ret).map(drop)
+/// Close every fd from `first` up, except `keep` (CVE-2024-21626, and the created init must hold
+/// nothing of its caller). close_range(2) over the gaps; where the caller's own seccomp filter or
+/// an old kernel refuses it, each fd listed in /proc/self/fd is closed instead.
+pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    let mut lo = first;
+    let mut ranges = Vec::new();
+    for k in keep.iter().copied().chain([RawFd::MAX]) {
+        if k > lo {
+            let hi = if k == RawFd::MAX { u32::MAX } else { (k - 1) as u32 };
+            ranges.push((lo as u32, hi));
+        }
+        lo = lo.max(k.saturating_add(1));
+    }
+    for (a, b) in ranges {
+        // SAFETY: plain syscall with integer arguments; the fds still in use are in `keep`.
+        let ret = unsafe { libc::syscall(libc::SYS_close_range, a, b, 0) };
+        match Errno::result(ret) {
+            Ok(_) => {}
+            Err(Errno::ENOSYS | Errno::EPERM) => return close_listed(first, &keep),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn close_listed(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: an fd number the caller gave up (not in `keep`); the listing's own fd is
+            // already closed, and EBADF is harmless.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// `dup(2)`: a copy without close-on-exec, for an fd the next program must inherit.
+pub fn dup_inheritable(fd: BorrowedFd) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall on a borrowed fd.
+    let ret = unsafe { libc::dup(fd.as_raw_fd()) };
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Errno::result(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `setns(2)` by fd.
@@ -324,10 +367,16 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// A NULL-terminated pointer array for execve; the pointers borrow from `v`.
+fn c_array(v: &[&CStr]) -> Vec<*const libc::c_char> {
+    v.iter().map(|s| s.as_ptr()).chain([std::ptr::null()]).collect()
+}
+
 /// `execve(2)`; returns only on failure.
-pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
-    // SAFETY: both arrays are NULL-terminated arrays of pointers into CStrings the caller keeps alive.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let (a, e) = (c_array(argv), c_array(envp));
+    // SAFETY: both arrays are NULL-terminated and point into CStrs that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
     Errno::last()
 }
 
@@ -478,15 +527,22 @@ pub fn seccomp_flag_supported(flags: libc::c_ulong) -> bool {
     ret < 0 && Errno::last() == Errno::EFAULT
 }
 
-/// A sealed, executable memfd holding `data`: nobody (the container included) can ever change
-/// its content. MFD_EXEC is required where vm.memfd_noexec is set and unknown before 6.3.
-pub fn sealed_memfd(name: &CStr, data: &[u8]) -> nix::Result<OwnedFd> {
+/// A memfd holding `data`, sealed against any change (nobody, the container included, can
+/// alter it). `exec`: executable (the trampoline; MFD_EXEC is required where vm.memfd_noexec is
+/// set); otherwise not executable and inherited across exec (the hooks' state on stdin).
+/// MFD_EXEC and MFD_NOEXEC_SEAL are unknown before 6.3: EINVAL, tried again without.
+pub fn sealed_memfd(name: &CStr, data: &[u8], exec: bool) -> nix::Result<OwnedFd> {
+    const MFD_NOEXEC_SEAL: libc::c_uint = 0x8;
     const MFD_EXEC: libc::c_uint = 0x10;
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    let (flags, newer) = if exec {
+        (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING, MFD_EXEC)
+    } else {
+        (libc::MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL)
+    };
     // SAFETY: plain syscall; name is NUL-terminated.
-    let mut ret = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags | MFD_EXEC) };
+    let mut ret = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags | newer) };
     if ret < 0 && Errno::last() == Errno::EINVAL {
-        // SAFETY: as above, without MFD_EXEC for kernels before 6.3.
+        // SAFETY: as above.
         ret = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) };
     }
     let fd = Errno::result(ret)?;
@@ -504,16 +560,17 @@ pub fn sealed_memfd(name: &CStr, data: &[u8]) -> nix::Result<OwnedFd> {
 }
 
 /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; returns only on failure.
-pub fn execveat_fd(fd: BorrowedFd, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
-    // SAFETY: both arrays are NULL-terminated arrays of pointers into CStrings the caller keeps
-    // alive; "" with AT_EMPTY_PATH executes the fd itself.
+pub fn execveat_fd(fd: BorrowedFd, argv: &[&CStr], envp: &[&CStr]) -> Errno {
+    let (a, e) = (c_array(argv), c_array(envp));
+    // SAFETY: both arrays are NULL-terminated and point into CStrs that outlive the call; ""
+    // with AT_EMPTY_PATH executes the fd itself.
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            argv.as_ptr(),
-            envp.as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
             libc::AT_EMPTY_PATH,
         )
     };
