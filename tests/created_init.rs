@@ -27,7 +27,11 @@ fn init_pid(env: &Env, id: &str) -> i64 {
 #[test]
 fn a_created_init_holds_no_fd_and_is_not_berths_binary() {
     require_root!();
-    let env = Env::new(&["true"]);
+    let mut env = Env::new(&["true"]);
+    // A joined namespace (the host's IPC namespace, by path) and a --log file: fds of berth's
+    // own that the init must not keep either.
+    env.set_ns("ipc", Some("/proc/self/ns/ipc"));
+    env.save();
     // Directory fds 3-8 in the caller: a host `/`, /etc and the bundle among them.
     let dirs: Vec<std::fs::File> = ["/", "/etc", "/usr", "/var", "/tmp"]
         .iter()
@@ -35,7 +39,9 @@ fn a_created_init_holds_no_fd_and_is_not_berths_binary() {
         .chain([inheritable(&env.bundle)])
         .collect();
     let id = env.id("fds");
-    let o = env.create(&id);
+    let log = env.dir.join("berth.log");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = env.berth(&["--log", &log.to_string_lossy(), "create", "-b", &b, &id]);
     drop(dirs);
     o.ok();
     let pid = init_pid(&env, &id);
