@@ -248,3 +248,50 @@ fn exec_failures_are_named_as_runc_names_them() {
     let text = std::fs::read_to_string(&err).unwrap();
     assert!(text.contains("exec /bin/arm: exec format error"), "{text}");
 }
+
+#[test]
+fn a_profile_denying_execveat_still_gets_the_trampoline_or_falls_back_to_berth_waiting() {
+    require_root!();
+    let mut env = Env::new(&["sh", "-c", "cat /hook.out"]);
+    env.config["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "echo hook-ran > /hook.out"]}
+    ]});
+    let proc_mount = env.config["mounts"].as_array().unwrap()[0].clone();
+    assert_eq!(proc_mount["destination"], "/proc");
+    for (nnp, proc) in [(false, true), (true, true), (false, false), (true, false)] {
+        env.config["process"]["noNewPrivileges"] = json!(nnp);
+        env.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let mounts = env.config["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/proc");
+        if proc {
+            mounts.insert(0, proc_mount.clone());
+        }
+        env.save();
+        let _ = std::fs::remove_file(env.rootfs().join("hook.out"));
+        let id = env.id("noexecveat");
+        let o = env.run(&id);
+        assert_eq!(o.code, 0, "nnp {nnp} proc {proc}: {}", o.stderr);
+        assert_eq!(o.stdout, "hook-ran\n", "nnp {nnp} proc {proc}");
+        env.assert_gone(&id);
+        let _ = std::fs::remove_file(env.rootfs().join("hook.out"));
+        let id = env.id("noexecveat-start");
+        env.create(&id).ok();
+        let pid = init_pid(&env, &id);
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        // With the container's procfs the trampoline is reached by path; without one berth
+        // itself waits (the residual case SECURITY.md names).
+        assert_eq!(
+            exe.to_string_lossy().starts_with("/memfd:berth-exec"),
+            proc,
+            "nnp {nnp} proc {proc}: {}",
+            exe.display()
+        );
+        env.berth(&["start", &id]).ok();
+        env.wait_status(&id, "stopped");
+        assert!(env.rootfs().join("hook.out").exists(), "nnp {nnp} proc {proc}: no hook");
+    }
+}

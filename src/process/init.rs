@@ -237,13 +237,28 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         let targs = trampoline_args(plan, wait.as_raw_fd(), keep.state.as_ref(), &path)?;
         let mut targv: Vec<&std::ffi::CStr> = targs.iter().map(|a| a.as_c_str()).collect();
         targv.append(&mut argv);
+        let denied = |e| {
+            matches!(
+                e,
+                nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES
+            )
+        };
         let e = sys::execveat_fd(t.as_fd(), &targv, &envp);
-        // A seccomp profile may deny execveat: only then does berth wait and exec itself.
-        if !matches!(
-            e,
-            nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES
-        ) {
+        if !denied(e) {
             bail!("exec the init trampoline: {}", crate::errtext::errno(e));
+        }
+        // A seccomp profile may deny execveat: the same memfd through the container's procfs
+        // (only a real one: the image's own /proc/self/fd/N must never run before `start`);
+        // without one, berth waits and execs itself.
+        let procfs = sys::open("/proc", libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
+            .and_then(|p| sys::fs_type(p.as_fd()))
+            .is_ok_and(|t| t == libc::PROC_SUPER_MAGIC);
+        if procfs {
+            let via_proc = CString::new(format!("/proc/self/fd/{}", t.as_raw_fd()))?;
+            let e = sys::execve(&via_proc, &targv, &envp);
+            if !denied(e) {
+                bail!("exec the init trampoline: {}", crate::errtext::errno(e));
+            }
         }
         crate::log::debug(&format!("exec the init trampoline: {e}; berth waits for start itself"));
         argv = plan.args.iter().map(|a| a.as_c_str()).collect();
