@@ -33,6 +33,10 @@ pub fn run(g: &Global, id: &str, signal: Option<&str>, all: bool) -> Result<i32>
     let c = Container::load(&g.root, id, false)?;
     if !c.status().can_kill() {
         if all {
+            // runc: --all signals whatever is left in the container's cgroup even after its
+            // init exited. Without its own pid namespace (a pod's shared one, hostPID) the
+            // init's children outlive it, and containerd's shim relies on this to end them.
+            c.state.cgroup.signal_all(sig)?;
             return Ok(0);
         }
         bail!("container not running");
