@@ -323,11 +323,14 @@ fn parse_rattr(o: &str) -> Option<(u64, u64)> {
         "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
         "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
         "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        // The access-time modes are an enum, not bits: mount_setattr(2) takes a new one only
+        // with the whole MOUNT_ATTR__ATIME field in attr_clr (EINVAL otherwise). Turning
+        // noatime or strictatime off means the kernel's default, relatime (0).
         "rnorelatime" => (0, 0),
         "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
-        "ratime" => (0, MOUNT_ATTR_NOATIME),
+        "ratime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
         "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
-        "rnostrictatime" => (0, 0),
+        "rnostrictatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
         "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
         "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
         _ => return None,
@@ -353,15 +356,24 @@ fn flags_to_attrs(set: MsFlags, clr: MsFlags) -> Attrs {
             a.clr |= attr;
         }
     }
+    // The access-time mode is one field (see parse_rattr): `atime` and `nostrictatime` set the
+    // default, relatime, unless an explicit mode is also asked for.
+    let mut atime = None;
+    if clr.intersects(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME) {
+        atime = Some(MOUNT_ATTR_RELATIME);
+    }
     for (f, attr) in [
         (MsFlags::MS_NOATIME, MOUNT_ATTR_NOATIME),
         (MsFlags::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
         (MsFlags::MS_RELATIME, MOUNT_ATTR_RELATIME),
     ] {
         if set.contains(f) {
-            a.set |= attr;
-            a.clr |= MOUNT_ATTR__ATIME;
+            atime = Some(attr);
         }
+    }
+    if let Some(mode) = atime {
+        a.set |= mode;
+        a.clr |= MOUNT_ATTR__ATIME;
     }
     a
 }

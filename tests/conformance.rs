@@ -1,0 +1,97 @@
+//! Corners of the runtime-spec and of runc's behaviour that engines probe, each driven through
+//! the real binary.
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn kill_all_after_the_init_exited_ends_what_is_left_in_the_cgroup() {
+    require_root!();
+    // No pid namespace of its own (a pod's shared one, hostPID): the init's child outlives it.
+    let mut env = Env::new(&["sh", "-c", "sleep 100 & echo $! > /child.pid"]);
+    let ns: Vec<serde_json::Value> = env.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    env.config["linux"]["namespaces"] = json!(ns);
+    env.save();
+    let id = env.id("killall");
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    env.wait_status(&id, "stopped");
+    let pid: i32 = std::fs::read_to_string(env.rootfs().join("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid), "the child should outlive the init");
+    // containerd's runc shim, once the init is gone: `kill --all <id> 9`.
+    env.berth(&["kill", "--all", &id, "9"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "pid {pid} survived kill --all");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    env.berth(&["delete", &id]).ok();
+    env.assert_gone(&id);
+}
+
+#[test]
+fn every_access_time_option_applies_to_a_bind_mount() {
+    require_root!();
+    let mut env = Env::new(&["cat", "/proc/self/mountinfo"]);
+    let src = env.dir.join("atime-src");
+    std::fs::create_dir_all(&src).unwrap();
+    // (option, the access-time mode mountinfo shows: None for strictatime, which shows none)
+    let opts = [
+        ("atime", Some("relatime")),
+        ("noatime", Some("noatime")),
+        ("relatime", Some("relatime")),
+        ("strictatime", None),
+        ("nodiratime", Some("relatime")),
+        ("nostrictatime", Some("relatime")),
+        ("ratime", Some("relatime")),
+        ("rnoatime", Some("noatime")),
+        ("rrelatime", Some("relatime")),
+        ("rstrictatime", None),
+        ("rnodiratime", Some("relatime")),
+        ("rnostrictatime", Some("relatime")),
+    ];
+    for (o, _) in opts {
+        env.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": format!("/m-{o}"),
+            "type": "bind",
+            "source": src.to_string_lossy(),
+            "options": ["bind", o]
+        }));
+    }
+    env.save();
+    let id = env.id("atime");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for (opt, mode) in opts {
+        let line = o
+            .stdout
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(&format!("/m-{opt}")))
+            .unwrap_or_else(|| panic!("no mount for {opt}: {}", o.stdout));
+        let flags: Vec<&str> = line.split(' ').nth(5).unwrap().split(',').collect();
+        let has = |f: &str| flags.contains(&f);
+        match mode {
+            Some(m) => assert!(has(m), "{opt}: {line}"),
+            None => assert!(!has("relatime") && !has("noatime"), "{opt}: {line}"),
+        }
+        assert_eq!(has("nodiratime"), opt.ends_with("nodiratime"), "{opt}: {line}");
+    }
+}
