@@ -95,3 +95,49 @@ fn every_access_time_option_applies_to_a_bind_mount() {
         assert_eq!(has("nodiratime"), opt.ends_with("nodiratime"), "{opt}: {line}");
     }
 }
+
+#[test]
+fn poststart_hooks_run_after_start_container_hooks_and_the_exec() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "1"]);
+    let order = env.rootfs().join("order");
+    // startContainer (in the container, slow on purpose), then poststart (on the host), which
+    // records what pid 1 of the container is running by then.
+    let post = env.dir.join("post.sh");
+    std::fs::write(
+        &post,
+        format!(
+            "#!/bin/sh\npid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/')\necho \"poststart $(readlink /proc/$pid/exe)\" >> {}\n",
+            order.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&post, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 0.3; echo startContainer >> /order"]}],
+        "poststart": [{"path": post.to_string_lossy()}]
+    });
+    env.save();
+    for mode in ["create+start", "run -d"] {
+        let _ = std::fs::remove_file(&order);
+        let id = env.id("poststart");
+        let b = env.bundle.to_string_lossy().into_owned();
+        if mode == "run -d" {
+            env.berth(&["run", "-d", "-b", &b, &id]).ok();
+        } else {
+            env.create(&id).ok();
+            env.berth(&["start", &id]).ok();
+        }
+        let text = std::fs::read_to_string(&order).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{mode}: {text}");
+        assert_eq!(lines[0], "startContainer", "{mode}: {text}");
+        // The process runs: busybox (sleep), no longer berth's trampoline.
+        assert!(
+            lines[1].starts_with("poststart ") && lines[1].ends_with("busybox"),
+            "{mode}: {text}"
+        );
+        env.wait_status(&id, "stopped");
+        env.berth(&["delete", &id]).ok();
+    }
+}

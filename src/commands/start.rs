@@ -18,8 +18,22 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
         e => anyhow!("open {}: {e}", fifo.display()),
     })?;
     nix::unistd::write(&fd, b"0").map_err(|e| anyhow!("write {}: {e}", fifo.display()))?;
-    drop(fd);
     std::fs::remove_file(&fifo).map_err(|e| anyhow!("remove {}: {e}", fifo.display()))?;
+    // The init holds the fifo's only read end until its final execve closes it (trampoline.c):
+    // once our write end polls POLLERR (no reader left) the startContainer hooks have run and
+    // the process is executed (or the init died). poststart hooks run after that (runtime-spec).
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&fd),
+        nix::poll::PollFlags::empty(),
+    )];
+    loop {
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) if fds[0].any().unwrap_or(true) => break,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("wait for the container process to start: {e}"),
+        }
+    }
+    drop(fd);
     c.run_hooks("poststart", Status::Running);
     if let Some(l) = listener {
         // runc's start returns once the container is ready (sd_notify), or gone.

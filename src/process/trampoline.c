@@ -148,7 +148,6 @@ static void wait_start(void) {
     while ((n = sc(SYS_read, waitfd, (long)b, sizeof(b), 0, 0)) == -EINTR)
         ;
     if (mode == 's' && n <= 0) die(255);
-    if (mode == 'f') sc(SYS_close, waitfd, 0, 0, 0, 0);
 }
 
 /* One startContainer hook, with the state JSON on stdin (a file, so a hook that does not read
@@ -253,10 +252,12 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
     wait_start();
     for (i = 0; i < nhooks; i++) run_hook(i, paths[i], timeouts[i], hargv[i], envs[i], statefd);
     if (statefd >= 0) sc(SYS_close, statefd, 0, 0, 0, 0);
-    /* Started: the container no longer dies with berth run/exec; the socket closes at exec, so
-     * berth sees EOF exactly when the program runs (or it is closed here if fcntl is denied). */
+    /* Started: the container no longer dies with berth run/exec. The socket (run, exec) and the
+     * fifo (create) close at exec, so berth sees EOF on the socket, and `berth start` sees the
+     * fifo lose its last reader, exactly when the program runs: poststart hooks run after it.
+     * Where fcntl is denied the fd is closed here instead, a little early. */
     sc(SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    if (mode == 's' && sc(SYS_fcntl, waitfd, F_SETFD, FD_CLOEXEC, 0, 0) < 0) {
+    if (sc(SYS_fcntl, waitfd, F_SETFD, FD_CLOEXEC, 0, 0) < 0) {
         sc(SYS_close, waitfd, 0, 0, 0, 0);
         mode = 'f';
     }
