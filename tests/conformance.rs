@@ -141,3 +141,70 @@ fn poststart_hooks_run_after_start_container_hooks_and_the_exec() {
         env.berth(&["delete", &id]).ok();
     }
 }
+
+/// A host directory made a shared mount (as kubelet's pod volumes are), unmounted on drop.
+struct SharedDir(std::path::PathBuf);
+
+impl SharedDir {
+    fn new(p: std::path::PathBuf) -> SharedDir {
+        use nix::mount::{mount, MsFlags};
+        std::fs::create_dir_all(p.join("inner")).unwrap();
+        mount(Some(&p), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        mount(None::<&str>, &p, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
+        SharedDir(p)
+    }
+
+    fn inner_mounted(&self) -> bool {
+        let want = self.0.join("inner").to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0.join("inner"), nix::mount::MntFlags::MNT_DETACH);
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn rshared_root_propagation_makes_bidirectional_mounts_reach_the_host_and_nothing_else() {
+    require_root!();
+    for (propagation, reaches_host) in [(Some("rshared"), true), (None, false), (Some("rslave"), false)] {
+        let mut env = Env::new(&["sh", "-c", "mount -t tmpfs bidir /vol/inner && echo mounted"]);
+        let vol = SharedDir::new(env.dir.join("vol"));
+        if let Some(p) = propagation {
+            env.config["linux"]["rootfsPropagation"] = json!(p);
+        }
+        // Kubernetes' mountPropagation: Bidirectional, as containerd's CRI plugin writes it.
+        env.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/vol", "type": "bind", "source": vol.0.to_string_lossy(),
+            "options": ["rbind", "rshared"]
+        }));
+        for set in ["bounding", "effective", "permitted"] {
+            env.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        env.save();
+        let id = env.id("bidir");
+        let o = env.run(&id);
+        assert_eq!(o.code, 0, "{propagation:?}: {}", o.stderr);
+        assert_eq!(o.stdout, "mounted\n");
+        assert_eq!(vol.inner_mounted(), reaches_host, "{propagation:?}");
+        // The container's own mounts (/proc, /dev, its rootfs) never reach the host.
+        let rootfs = env.rootfs().to_string_lossy().into_owned();
+        let leaked: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&rootfs)))
+            .map(str::to_string)
+            .collect();
+        assert!(leaked.is_empty(), "{propagation:?}: {leaked:?}");
+        env.assert_gone(&id);
+    }
+}

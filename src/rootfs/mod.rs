@@ -581,11 +581,16 @@ impl RootfsPlan {
             None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, None),
             Some(p) => {
                 let f = parse_propagation(p).ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
-                // The host side must never receive the container's mounts: start from rslave
-                // (or what was asked if it is private), then apply the requested mode to the
-                // container's own root after pivot_root.
+                // private: what was asked, recursively. shared (Kubernetes' Bidirectional
+                // mounts): as runc, `/` keeps the host's peer groups, so a bind mount of a
+                // shared volume joins the host's group and mounts made in it reach the host;
+                // the rootfs itself is bound below a private mount (setup::prepare), so nothing
+                // else the container mounts does. Anything else starts from rslave. The mode
+                // asked for is applied to the container's root after pivot_root too.
                 if f.contains(MsFlags::MS_PRIVATE) {
                     (f | MsFlags::MS_REC, None)
+                } else if f.contains(MsFlags::MS_SHARED) {
+                    (f, Some(f))
                 } else {
                     (MsFlags::MS_SLAVE | MsFlags::MS_REC, Some(f))
                 }

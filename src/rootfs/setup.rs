@@ -21,6 +21,9 @@ fn show(p: &Path) -> String {
 pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
     mount(NONE, "/", NONE, plan.root_propagation, NONE)
         .map_err(|e| anyhow!("make / {:?}: {e}", plan.root_propagation))?;
+    if plan.root_propagation.contains(MsFlags::MS_SHARED) {
+        private_parent(&plan.rootfs)?;
+    }
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -31,6 +34,22 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
     .map_err(|e| anyhow!("bind rootfs {} onto itself: {e}", plan.rootfs.display()))?;
     sys::open(&plan.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| anyhow!("open rootfs {}: {e}", plan.rootfs.display()))
+}
+
+/// runc's rootfsParentMountPrivate: with a shared `/`, the mount the rootfs lives on is made
+/// private (that mount alone), so binding the rootfs and everything mounted under it stays in
+/// the container; pivot_root also refuses a shared parent. EINVAL: not a mount point, go up.
+fn private_parent(rootfs: &Path) -> Result<()> {
+    let mut p = rootfs;
+    loop {
+        match mount(NONE, p, NONE, MsFlags::MS_PRIVATE, NONE) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EINVAL) if p != Path::new("/") => {
+                p = p.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => bail!("make the mount of {} private: {e}", rootfs.display()),
+        }
+    }
 }
 
 fn apply_attrs(root: BorrowedFd, m: &MountPlan) -> Result<()> {
