@@ -269,3 +269,64 @@ fn unsupported_features_are_refused_clearly() {
     );
     env.assert_root_empty();
 }
+
+/// A NUL byte in any path (or other string) of config.json is an error naming the field, at
+/// validation: before, a NUL in a mount destination, masked or read-only path resolved to the
+/// rootfs itself (a read-only path "\0" silently made the whole root read-only).
+#[test]
+fn nul_bytes_in_config_are_refused_naming_the_field() {
+    type Edit = fn(&mut serde_json::Value);
+    let tmpfs = |dest: &str| json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"});
+    let cases: Vec<(Edit, &str)> = vec![
+        (|c| c["process"]["cwd"] = json!("/tmp\0x"), "process.cwd"),
+        (|c| c["process"]["args"] = json!(["true\0x"]), "process.args[0]"),
+        (
+            |c| c["process"]["env"] = json!(["PATH=/bin", "A=b\0c"]),
+            "process.env[1]",
+        ),
+        (|c| c["root"]["path"] = json!("rootfs\0x"), "root.path"),
+        (
+            |c| c["linux"]["maskedPaths"] = json!(["/proc/kcore", "\0"]),
+            "linux.maskedPaths[1]",
+        ),
+        (
+            |c| c["linux"]["readonlyPaths"] = json!(["\0"]),
+            "linux.readonlyPaths[0]",
+        ),
+        (
+            |c| c["linux"]["devices"] = json!([{"path": "/dev/x\0y", "type": "c", "major": 1, "minor": 3}]),
+            "linux.devices[0].path",
+        ),
+        (|c| c["hostname"] = json!("h\0x"), "hostname"),
+        (
+            |c| c["linux"]["namespaces"][0]["path"] = json!("/proc/1/ns/pid\0x"),
+            "linux.namespaces[0].path",
+        ),
+    ];
+    for (i, (edit, want)) in cases.into_iter().enumerate() {
+        let env = with(&["true"], edit);
+        create_fails(
+            &env,
+            &env.id(&format!("nul{i}")),
+            &format!("{want} contains a NUL byte"),
+        );
+    }
+    // Mount destinations and sources (the mount's index in the list is named).
+    let env = Env::new(&["true"]);
+    let n = env.config["mounts"].as_array().unwrap().len();
+    for (m, field) in [
+        (tmpfs("/tmp\0x"), "destination"),
+        (tmpfs("\0"), "destination"),
+        (
+            json!({"destination": "/mnt", "type": "bind", "source": "/tmp\0x", "options": ["rbind"]}),
+            "source",
+        ),
+    ] {
+        let env = with(&["true"], |c| c["mounts"].as_array_mut().unwrap().push(m.clone()));
+        create_fails(
+            &env,
+            &env.id("nulmount"),
+            &format!("mounts[{n}].{field} contains a NUL byte"),
+        );
+    }
+}

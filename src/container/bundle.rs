@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -44,9 +45,46 @@ pub fn load(arg: &str) -> Result<Bundle> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
-/// Parse config.json's bytes (no validation): the seam the fuzz targets share with `load`.
+/// Parse config.json's bytes (no validation beyond refusing NUL bytes): the seam the fuzz
+/// targets share with `load`.
 pub fn parse(data: &[u8]) -> Result<Spec> {
-    serde_json::from_slice(data).map_err(parse_error)
+    let spec = serde_json::from_slice(data).map_err(parse_error)?;
+    refuse_nul(data, "config.json")?;
+    Ok(spec)
+}
+
+/// A NUL byte in any string of a JSON file is an error naming the field ("config.json:
+/// mounts[3].destination contains a NUL byte"): paths are C strings to the kernel, and a NUL
+/// would cut one short or (worse) leave an empty path that resolves to the rootfs itself.
+/// JSON can carry a NUL only as the escape `\u0000` (the parser refuses raw control bytes), so
+/// a file without that sequence, nearly every one, is not walked.
+pub fn refuse_nul(data: &[u8], file: &str) -> Result<()> {
+    if !data.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let v: Value = serde_json::from_slice(data).map_err(|e| anyhow!("parse {file}: {e}"))?;
+    match nul_field(&v) {
+        Some(field) => bail!("{file}: {} contains a NUL byte", field.trim_start_matches('.')),
+        None => Ok(()),
+    }
+}
+
+/// Where in `v` a string (or an object key) holds a NUL byte: ".process.args[0]".
+fn nul_field(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_field(x).map(|f| format!("[{i}]{f}"))),
+        Value::Object(o) => o.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                return Some(format!(".{k:?}"));
+            }
+            nul_field(x).map(|f| format!(".{k}{f}"))
+        }),
+        _ => None,
+    }
 }
 
 /// oci-spec parses capability names into an enum: say which name is unknown, in our words.
@@ -213,6 +251,35 @@ mod tests {
             "root": {"path": "rootfs"}
         });
         parse(cfg.to_string().as_bytes())
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_naming_the_field() {
+        let cases = [
+            (
+                r#"{"process":{"cwd":"/a\u0000b"}}"#,
+                "x: process.cwd contains a NUL byte",
+            ),
+            (
+                r#"{"mounts":[{},{"destination":"\u0000"}]}"#,
+                "x: mounts[1].destination contains a NUL byte",
+            ),
+            (
+                r#"{"linux":{"sysctl":{"a\u0000":"1"}}}"#,
+                r#"x: linux.sysctl."a\0" contains a NUL byte"#,
+            ),
+            (r#"["\u0000"]"#, "x: [0] contains a NUL byte"),
+        ];
+        for (json, want) in cases {
+            assert_eq!(
+                refuse_nul(json.as_bytes(), "x").unwrap_err().to_string(),
+                want,
+                "{json}"
+            );
+        }
+        // An escaped backslash followed by "u0000" is no NUL.
+        assert!(refuse_nul(br#"{"a":"\\u0000"}"#, "x").is_ok());
+        assert!(refuse_nul(br#"{"a":"no nul"}"#, "x").is_ok());
     }
 
     /// oci-spec checks execCPUAffinity with a regex, which berth's build serves from regex-lite

@@ -12,16 +12,18 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-fn c(p: &Path) -> CString {
+/// The empty path is the root itself; a NUL byte is EINVAL (config validation refuses them
+/// first), never cut short or turned into the root.
+fn c(p: &Path) -> nix::Result<CString> {
     let b = p.as_os_str().as_bytes();
-    CString::new(if b.is_empty() { b"." as &[u8] } else { b }).unwrap_or_else(|_| CString::from(c"."))
+    CString::new(if b.is_empty() { b"." as &[u8] } else { b }).map_err(|_| Errno::EINVAL)
 }
 
 /// O_PATH fd of `path` (relative to the container root), resolved inside the root.
 pub fn open(root: BorrowedFd, path: &Path, extra: i32) -> nix::Result<OwnedFd> {
     sys::openat2(
         root,
-        &c(path),
+        &c(path)?,
         libc::O_PATH | extra,
         0,
         RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
@@ -32,7 +34,7 @@ pub fn open(root: BorrowedFd, path: &Path, extra: i32) -> nix::Result<OwnedFd> {
 pub fn open_dir(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
     sys::openat2(
         root,
-        &c(path),
+        &c(path)?,
         libc::O_RDONLY | libc::O_DIRECTORY,
         0,
         RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
@@ -252,6 +254,16 @@ mod tests {
                 t.0.join(p),
                 "{p}"
             );
+        }
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_not_the_root() {
+        let (_t, r) = root("nul");
+        for p in ["\0", "tmp\0x", "\0/etc"] {
+            assert_eq!(open(r.as_fd(), Path::new(p), 0).err(), Some(Errno::EINVAL), "{p:?}");
+            assert_eq!(open_dir(r.as_fd(), Path::new(p)).err(), Some(Errno::EINVAL), "{p:?}");
+            assert!(mkdir_all(r.as_fd(), Path::new(p), 0o755).is_err(), "{p:?}");
         }
     }
 
