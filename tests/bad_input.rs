@@ -270,6 +270,72 @@ fn unsupported_features_are_refused_clearly() {
     env.assert_root_empty();
 }
 
+/// Size and mtime of a host file, to show an attack left it alone.
+fn fingerprint(p: &str) -> Option<(u64, std::time::SystemTime, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p)
+        .ok()
+        .map(|m| (m.len(), m.modified().unwrap(), m.mode()))
+}
+
+/// `linux.devices` paths are cleaned lexically and must stay under /dev: `/dev/../etc/shadow`
+/// passed a prefix check and made a node at the container's /etc/shadow (or, in a user
+/// namespace, bind-mounted the *host's* /etc/shadow there). Refused at validation, naming the
+/// path, before anything exists. No root needed: nothing privileged runs before the check.
+#[test]
+fn device_paths_outside_dev_are_refused() {
+    let shadow = fingerprint("/etc/shadow");
+    for path in [
+        "/dev/../etc/shadow",
+        "/dev/./../etc/shadow",
+        "/dev//..//etc/shadow",
+        "/dev/pts/../../etc/shadow",
+        "/dev/../../../etc/shadow",
+        "/dev",
+        "/dev/",
+        "/dev/.",
+        "/dev/pts/..",
+        "dev/null",
+        "/etc/shadow",
+    ] {
+        let env = with(&["true"], |c| {
+            c["linux"]["devices"] = json!([{"path": path, "type": "c", "major": 1, "minor": 3}])
+        });
+        // The log line escapes the quotes around the path.
+        let want = format!(r#"linux.devices: \"{path}\" must be under /dev"#);
+        create_fails(&env, &env.id("devpath"), &want);
+        assert!(
+            !env.rootfs().join("etc/shadow").exists(),
+            "{path}: node made in the rootfs"
+        );
+    }
+    assert_eq!(fingerprint("/etc/shadow"), shadow, "host /etc/shadow changed");
+}
+
+/// The same attack in a user namespace, where device nodes are bind mounts of the host's node
+/// at the same path: the host's /etc/shadow must never reach the container.
+#[test]
+fn device_path_escape_never_binds_a_host_file_in_a_user_namespace() {
+    require_root!();
+    let shadow = fingerprint("/etc/shadow");
+    let mut env = Env::new(&["cat", "/etc/shadow"]);
+    env.config["linux"]["devices"] = json!([{"path": "/dev/../etc/shadow", "type": "c", "major": 1, "minor": 3}]);
+    env.map_root_to(100000);
+    let id = env.id("devuserns");
+    let o = env.run(&id);
+    assert_eq!(
+        o.code, 1,
+        "run should fail; stdout {:?} stderr {:?}",
+        o.stdout, o.stderr
+    );
+    assert!(o.stdout.is_empty(), "the container read a file: {:?}", o.stdout);
+    assert!(o.stderr.contains("linux.devices"), "{}", o.stderr);
+    assert!(!env.rootfs().join("etc/shadow").exists());
+    assert_eq!(fingerprint("/etc/shadow"), shadow);
+    env.assert_root_empty();
+    assert_no_cgroup(&id);
+}
+
 /// A NUL byte in any path (or other string) of config.json is an error naming the field, at
 /// validation: before, a NUL in a mount destination, masked or read-only path resolved to the
 /// rootfs itself (a read-only path "\0" silently made the whole root read-only).

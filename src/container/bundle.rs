@@ -220,6 +220,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
         crate::rootfs::check_destination(d)?;
     }
+    for d in linux.devices().iter().flatten() {
+        crate::rootfs::check_device(d)?;
+    }
     crate::process::caps::validate(process)?;
     crate::process::lsm::plan(
         process.apparmor_profile(),

@@ -10,7 +10,7 @@ pub mod setup;
 use crate::sys::*;
 use anyhow::{anyhow, bail, Result};
 use nix::mount::MsFlags;
-use oci_spec::runtime::{LinuxDeviceType, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use std::ffi::CString;
 use std::path::{Component, Path, PathBuf};
 
@@ -458,6 +458,29 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("dev/tty", 5, 0),
 ];
 
+/// A `linux.devices` entry's path, cleaned lexically (`.`, `..`, `//`) and relative to the
+/// container root, and its node type. The clean path must lie under /dev and not be /dev: a
+/// prefix check alone let `/dev/../etc/shadow` make a node at the container's /etc/shadow, or,
+/// in a user namespace (where nodes are bind mounts of the host's node of the same path), put
+/// the host's /etc/shadow there.
+pub fn check_device(d: &LinuxDevice) -> Result<(PathBuf, u32)> {
+    let path = d.path();
+    let clean = rel(path);
+    if !path.is_absolute() || !clean.starts_with("dev") || clean == Path::new("dev") {
+        bail!("linux.devices: {path:?} must be under /dev");
+    }
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+        LinuxDeviceType::B => libc::S_IFBLK,
+        LinuxDeviceType::P => libc::S_IFIFO,
+        LinuxDeviceType::A => bail!("linux.devices: {path:?}: type 'a' is only valid in resources"),
+    };
+    if d.major() < 0 || d.minor() < 0 {
+        bail!("linux.devices: {path:?}: negative major/minor");
+    }
+    Ok((clean, kind))
+}
+
 fn plan_devices(spec: &Spec, setup_dev: bool) -> Result<Vec<DevicePlan>> {
     let mut out: Vec<DevicePlan> = Vec::new();
     if setup_dev {
@@ -480,21 +503,9 @@ fn plan_devices(spec: &Spec, setup_dev: bool) -> Result<Vec<DevicePlan>> {
         .into_iter()
         .flatten()
     {
-        let path = d.path();
-        if !path.starts_with("/dev/") {
-            bail!("linux.devices: {} must be under /dev", path.display());
-        }
-        let kind = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
-            LinuxDeviceType::B => libc::S_IFBLK,
-            LinuxDeviceType::P => libc::S_IFIFO,
-            LinuxDeviceType::A => bail!("linux.devices: {}: type 'a' is only valid in resources", path.display()),
-        };
-        if d.major() < 0 || d.minor() < 0 {
-            bail!("linux.devices: {}: negative major/minor", path.display());
-        }
+        let (path, kind) = check_device(d)?;
         let dp = DevicePlan {
-            path: rel(path),
+            path,
             kind,
             major: d.major() as u64,
             minor: d.minor() as u64,
@@ -706,6 +717,37 @@ mod tests {
         assert!(ok("sys", EXT4, &bind, None));
         assert!(ok("data", EXT4, &bind, None));
         assert!(ok("procfoo", EXT4, &bind, None));
+    }
+
+    #[test]
+    fn device_paths_are_cleaned_and_stay_under_dev() {
+        let dev = |path: &str| -> LinuxDevice {
+            serde_json::from_value(serde_json::json!({"path": path, "type": "c", "major": 1, "minor": 3})).unwrap()
+        };
+        for (ok, want) in [
+            ("/dev/null", "dev/null"),
+            ("/dev//x/../mynull", "dev/mynull"),
+            ("/dev/./pts/../net/tun", "dev/net/tun"),
+            ("/../dev/null", "dev/null"),
+        ] {
+            assert_eq!(check_device(&dev(ok)).unwrap().0, Path::new(want), "{ok}");
+        }
+        for bad in [
+            "/dev/../etc/shadow",
+            "/dev/pts/../../etc/shadow",
+            "/dev",
+            "/dev/",
+            "/dev/.",
+            "/dev/x/../..",
+            "/",
+            "",
+            "dev/null",
+            "/devices/x",
+            "/etc/shadow",
+        ] {
+            let e = check_device(&dev(bad)).unwrap_err().to_string();
+            assert!(e.contains("must be under /dev"), "{bad}: {e}");
+        }
     }
 
     #[test]
