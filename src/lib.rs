@@ -50,14 +50,8 @@ pub fn fuzz_process(data: &[u8]) {
     let Ok(p) = commands::exec::parse_process(data) else {
         return;
     };
-    let _ = process::caps::validate(&p);
-    let _ = process::rlimits::validate(&p);
-    let _ = process::lsm::plan(
-        p.apparmor_profile(),
-        p.selinux_label(),
-        &None,
-        process::lsm::HostLsm::default(),
-    );
+    let _ = container::bundle::refuse_nul(data, "process.json");
+    let _ = container::bundle::validate_process(&p, process::lsm::HostLsm::default());
     // The same process inside the default config must still get through bundle validation or
     // fail with an error.
     if let Ok(mut spec) = serde_json::from_value::<Spec>(default_spec()) {

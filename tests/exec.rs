@@ -183,3 +183,61 @@ fn exec_into_a_created_container() {
     o.ok();
     assert_eq!(env.status(&id), "created");
 }
+
+/// `exec -p process.json` goes through create's process validation: each bad file fails with
+/// one line naming the field and exit 255, before anything joins the container (no process is
+/// started in it; it keeps running). `"args": []` used to panic the cloned child.
+#[test]
+fn exec_process_json_is_validated_like_config_json() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = running(&env, "expv");
+    let base = json!({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
+    let pj = env.dir.join("bad-process.json");
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(Edit, &str)> = vec![
+        (|p| p["args"] = json!([]), "args must not be empty"),
+        (
+            |p| p.as_object_mut().unwrap().remove("args").map(drop).unwrap(),
+            "args must not be empty",
+        ),
+        (|p| p["cwd"] = json!("relative"), "process.cwd"),
+        (|p| p["cwd"] = json!("/\0x"), "cwd contains a NUL byte"),
+        (|p| p["args"] = json!(["sh\0", "-c"]), "args[0] contains a NUL byte"),
+        (|p| p["env"] = json!(["NOEQUALS"]), "invalid environment variable"),
+        (|p| p["env"] = json!(["=x"]), "invalid environment variable"),
+        (|p| p["capabilities"] = json!({"bounding": ["CAP_NOPE"]}), "CAP_NOPE"),
+        (
+            |p| p["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]),
+            "RLIMIT_NOFILE soft limit 10 is above its hard limit 5",
+        ),
+    ];
+    let procs = |env: &Env| -> usize {
+        let o = env.berth(&["ps", &id]);
+        o.ok();
+        o.stdout.lines().count()
+    };
+    let before = procs(&env);
+    for (edit, want) in cases {
+        let mut p = base.clone();
+        edit(&mut p);
+        std::fs::write(&pj, serde_json::to_vec(&p).unwrap()).unwrap();
+        let o = env.berth(&["exec", "-p", pj.to_str().unwrap(), &id]);
+        assert_eq!(o.code, 255, "{p}: stdout {:?} stderr {:?}", o.stdout, o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{p}: one line on stderr: {:?}", o.stderr);
+        assert!(
+            o.stderr.contains(want),
+            "{p}: stderr {:?} should mention {want:?}",
+            o.stderr
+        );
+        assert_eq!(env.status(&id), "running");
+        assert_eq!(procs(&env), before, "{p}: a process was left in the container");
+    }
+    // The same checks apply to the process exec builds from config.json and the flags.
+    let o = env.berth(&["exec", "--cwd", "relative", &id, "true"]);
+    assert_eq!(o.code, 255);
+    assert!(o.stderr.contains("process.cwd"), "{}", o.stderr);
+    let o = env.berth(&["exec", "-e", "NOEQUALS", &id, "true"]);
+    assert_eq!(o.code, 255);
+    assert!(o.stderr.contains("invalid environment variable"), "{}", o.stderr);
+}

@@ -4,25 +4,45 @@
 
 use super::Global;
 use crate::cli::Exec;
+use crate::container::bundle;
 use crate::container::state::{Container, Status};
 use crate::namespaces;
 use crate::process::sync::Msg;
 use crate::process::{self, Mode, Plan, PlanInput};
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{Capabilities, Capability, LinuxNamespace, Process, Spec};
+use std::path::Path;
 
 /// `-p process.json`'s bytes as exec reads them (the fuzz targets' seam).
 pub fn parse_process(data: &[u8]) -> serde_json::Result<Process> {
     serde_json::from_slice(data)
 }
 
-/// The process to run: `-p process.json`, or the container's own process with the CLI's
-/// overrides (runc's rules).
+/// The process to run, validated as create validates config.json's: `-p process.json`, or
+/// config.json's process with the command line's overrides (config.json is read only then, as
+/// in runc).
+fn load_process(e: &Exec, bundle_dir: &Path) -> Result<Process> {
+    let p = match &e.process {
+        Some(path) => {
+            let data = std::fs::read(path).map_err(|err| anyhow!("read process {path}: {err}"))?;
+            let p = parse_process(&data).map_err(|err| anyhow!("parse process {path}: {err}"))?;
+            bundle::refuse_nul(&data, path)?;
+            p
+        }
+        None => process_for(e, &read_config(bundle_dir)?)?,
+    };
+    bundle::validate_process(&p, process::lsm::detect())?;
+    Ok(p)
+}
+
+fn read_config(bundle_dir: &Path) -> Result<Spec> {
+    let path = bundle_dir.join("config.json");
+    let data = std::fs::read(&path).map_err(|err| anyhow!("read {}: {err}", path.display()))?;
+    bundle::parse(&data)
+}
+
+/// The container's process with the CLI's overrides (runc's rules).
 pub fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
-    if let Some(p) = &e.process {
-        let data = std::fs::read(p).map_err(|err| anyhow!("read process {p}: {err}"))?;
-        return parse_process(&data).map_err(|err| anyhow!("parse process {p}: {err}"));
-    }
     if e.args.is_empty() {
         bail!("exec args cannot be empty");
     }
@@ -101,10 +121,8 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         Status::Stopped => bail!("cannot exec in a stopped container"),
         Status::Creating => bail!("cannot exec in a container that is being created"),
     }
-    let path = std::path::Path::new(&c.state.bundle).join("config.json");
-    let data = std::fs::read(&path).map_err(|err| anyhow!("read {}: {err}", path.display()))?;
-    let mut spec: Spec = serde_json::from_slice(&data).map_err(|err| anyhow!("parse {}: {err}", path.display()))?;
-    let process = process_for(e, &spec)?;
+    let bundle_dir = Path::new(&c.state.bundle);
+    let process = load_process(e, bundle_dir)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && e.console_socket.is_none() && e.detach {
         bail!("cannot allocate tty if berth will detach without setting console socket");
@@ -112,6 +130,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if !terminal && e.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate a tty");
     }
+    let mut spec = read_config(bundle_dir)?;
     spec.set_process(Some(process));
     // Join every namespace the container has, through its init: new ones and joined ones alike.
     let mut linux = spec

@@ -2,7 +2,7 @@
 //! error here names the field, and nothing has been created yet when it is reported.
 
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -142,6 +142,28 @@ pub fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resu
     bail!("linux.sysctl: {key} is not namespaced and cannot be set in a container")
 }
 
+/// The checks on a process, the same for config.json's (create) and for the one `exec` runs
+/// (`-p process.json`, or config.json's with the command line's overrides). The error texts
+/// contain runc's ("args must not be empty", "invalid environment variable: ...").
+pub fn validate_process(process: &Process, lsm: crate::process::lsm::HostLsm) -> Result<()> {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("process.args must not be empty");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("process.cwd {:?} must be an absolute path", process.cwd());
+    }
+    for (i, kv) in process.env().iter().flatten().enumerate() {
+        match kv.find('=') {
+            None => bail!("process.env[{i}] {kv:?}: invalid environment variable: missing '='"),
+            Some(0) => bail!("process.env[{i}] {kv:?}: invalid environment variable: name cannot be empty"),
+            Some(_) => {}
+        }
+    }
+    crate::process::caps::validate(process)?;
+    crate::process::lsm::plan(process.apparmor_profile(), process.selinux_label(), &None, lsm)?;
+    crate::process::rlimits::validate(process)
+}
+
 /// Every check `create` makes on the config before touching the system, except the rootfs
 /// lookup (which needs the bundle directory).
 pub fn validate(spec: &Spec) -> Result<()> {
@@ -149,12 +171,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| anyhow!("config.json: process must be set"))?;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        bail!("config.json: process.args must not be empty");
-    }
-    if !process.cwd().is_absolute() {
-        bail!("config.json: process.cwd {:?} must be an absolute path", process.cwd());
-    }
+    let lsm = crate::process::lsm::detect();
+    validate_process(process, lsm)?;
     let linux = spec
         .linux()
         .as_ref()
@@ -223,14 +241,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     for d in linux.devices().iter().flatten() {
         crate::rootfs::check_device(d)?;
     }
-    crate::process::caps::validate(process)?;
-    crate::process::lsm::plan(
-        process.apparmor_profile(),
-        process.selinux_label(),
-        linux.mount_label(),
-        crate::process::lsm::detect(),
-    )?;
-    crate::process::rlimits::validate(process)?;
+    crate::process::lsm::plan(&None, &None, linux.mount_label(), lsm)?;
     Ok(())
 }
 
@@ -283,6 +294,35 @@ mod tests {
         // An escaped backslash followed by "u0000" is no NUL.
         assert!(refuse_nul(br#"{"a":"\\u0000"}"#, "x").is_ok());
         assert!(refuse_nul(br#"{"a":"no nul"}"#, "x").is_ok());
+    }
+
+    #[test]
+    fn process_checks_are_the_same_for_create_and_exec() {
+        let p = |json: serde_json::Value| -> Result<()> {
+            validate_process(&serde_json::from_value(json).unwrap(), Default::default())
+        };
+        let ok = serde_json::json!({"args": ["true"], "cwd": "/", "env": ["A=1", "B="], "user": {"uid": 0, "gid": 0}});
+        assert!(p(ok.clone()).is_ok());
+        for (k, v, want) in [
+            ("args", serde_json::json!([]), "args must not be empty"),
+            ("cwd", serde_json::json!("rel"), "must be an absolute path"),
+            (
+                "env",
+                serde_json::json!(["A"]),
+                "invalid environment variable: missing '='",
+            ),
+            (
+                "env",
+                serde_json::json!(["=1"]),
+                "invalid environment variable: name cannot be empty",
+            ),
+            ("apparmorProfile", serde_json::json!("p"), "apparmor is not enabled"),
+        ] {
+            let mut bad = ok.clone();
+            bad[k] = v;
+            let e = p(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{k}: {e}");
+        }
     }
 
     /// oci-spec checks execCPUAffinity with a regex, which berth's build serves from regex-lite

@@ -485,10 +485,13 @@ fn is_exec(p: &std::path::Path) -> std::io::Result<bool> {
 /// Go's exec.LookPath, as runc uses it, with runc's error texts (engines match
 /// "executable file not found" and "no such file or directory" to pick exit codes 127/126).
 fn lookup(plan: &Plan) -> Result<CString> {
-    let arg0 = plan.args[0].to_string_lossy().into_owned();
+    let Some(first) = plan.args.first() else {
+        bail!("process.args must not be empty");
+    };
+    let arg0 = first.to_string_lossy().into_owned();
     if arg0.contains('/') {
         return match is_exec(std::path::Path::new(&arg0)) {
-            Ok(true) => Ok(plan.args[0].clone()),
+            Ok(true) => Ok(first.clone()),
             Ok(false) => bail!("unable to start container process: exec: {arg0:?}: permission denied"),
             Err(e) => bail!(
                 "unable to start container process: exec: {arg0:?}: stat {arg0}: {}",

@@ -185,6 +185,9 @@ impl Plan {
             .map(|a| cstr(a))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| anyhow!("process.args: {e}"))?;
+        if args.is_empty() {
+            bail!("process.args must not be empty");
+        }
         let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle, i.state_root)?;
         let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
         sysctls.sort();
