@@ -241,3 +241,65 @@ fn exec_process_json_is_validated_like_config_json() {
     assert_eq!(o.code, 255);
     assert!(o.stderr.contains("invalid environment variable"), "{}", o.stderr);
 }
+
+/// exec inherits what create applied, recorded in state.json, not what config.json says now:
+/// the caller edits config.json after create (drops the seccomp profile, swaps it for one that
+/// allows what create's denied, drops the network and UTS namespaces), and exec still gets
+/// create's filter and joins the init's namespaces. With `-p`, config.json is not read at all.
+#[test]
+fn exec_gets_what_create_applied_not_what_config_json_says_now() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "100"]);
+    env.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
+    env.config["hostname"] = json!("created");
+    env.save();
+    let id = running(&env, "exinh");
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    let ns = |t: &str| std::fs::read_link(format!("/proc/{init}/ns/{t}")).unwrap();
+    let probe = "mkdir /tmp/e && echo made; grep Seccomp: /proc/self/status; hostname; \
+                 for n in net uts mnt; do readlink /proc/self/ns/$n; done";
+    let check = |env: &Env, o: Output, what: &str| {
+        o.ok();
+        assert!(!o.stdout.contains("made"), "{what}: mkdir allowed: {}", o.stdout);
+        assert!(o.stderr.contains("Operation not permitted"), "{what}: {}", o.stderr);
+        assert!(o.stdout.contains("Seccomp:\t2"), "{what}: {}", o.stdout);
+        assert!(o.stdout.contains("\ncreated\n"), "{what}: {}", o.stdout);
+        for t in ["net", "uts", "mnt"] {
+            let n = ns(t);
+            assert!(
+                o.stdout.contains(n.to_str().unwrap()),
+                "{what}: not in the init's {t} namespace: {}",
+                o.stdout
+            );
+        }
+        assert!(!env.rootfs().join("tmp/e").exists(), "{what}");
+    };
+    // 1. No seccomp profile and no network/UTS namespace in config.json any more.
+    env.config["linux"].as_object_mut().unwrap().remove("seccomp");
+    let list = env.config["linux"]["namespaces"].as_array_mut().unwrap();
+    list.retain(|n| n["type"] != "network" && n["type"] != "uts");
+    env.save();
+    check(&env, env.berth(&["exec", &id, "sh", "-c", probe]), "profile removed");
+    // 2. A profile that allows mkdir and kills on something else.
+    env.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["getppid"], "action": "SCMP_ACT_KILL"}]});
+    env.save();
+    check(&env, env.berth(&["exec", &id, "sh", "-c", probe]), "profile swapped");
+    // 3. exec -p with config.json gone (runc reads only process.json then).
+    std::fs::remove_file(env.bundle.join("config.json")).unwrap();
+    let pj = env.dir.join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::to_vec(&json!({"args": ["sh", "-c", probe], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0}}))
+        .unwrap(),
+    )
+    .unwrap();
+    check(
+        &env,
+        env.berth(&["exec", "-p", pj.to_str().unwrap(), &id]),
+        "config.json removed",
+    );
+    env.berth(&["kill", &id, "KILL"]).ok();
+}

@@ -114,6 +114,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         .flatten()
         .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
     st.hooks = b.spec.hooks().clone();
+    container.record_inherited(linux)?;
     crate::fault::point("before-state");
     if let Some(cg) = &cgroup {
         container.state.cgroup = cg.clone();

@@ -1,6 +1,7 @@
 //! `exec`: a new process in a running (or created) container. It goes through the same plan and
-//! clone as `create`, with every namespace of the container joined by path and its cgroups
-//! joined before the clone is released; no rootfs work.
+//! clone as `create`, with every namespace of the container joined through its init and its
+//! cgroups joined before the clone is released; no rootfs work. The namespaces and the seccomp
+//! profile are the ones create recorded (state.rs `Inherited`), not config.json's as it is now.
 
 use super::Global;
 use crate::cli::Exec;
@@ -10,7 +11,8 @@ use crate::namespaces;
 use crate::process::sync::Msg;
 use crate::process::{self, Mode, Plan, PlanInput};
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{Capabilities, Capability, LinuxNamespace, Process, Spec};
+use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespace, LinuxSeccomp, Process, Spec};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// `-p process.json`'s bytes as exec reads them (the fuzz targets' seam).
@@ -112,6 +114,22 @@ pub fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
     Ok(p)
 }
 
+/// The namespace types and the seccomp profile the container got at create. A container made
+/// by an older berth recorded neither: config.json as it is now is all there is.
+fn inherited(c: &Container) -> Result<(Vec<oci_spec::runtime::LinuxNamespaceType>, Option<LinuxSeccomp>)> {
+    let (list, seccomp) = match &c.state.inherit {
+        Some(i) => (i.namespaces.clone(), c.inherited_seccomp()?),
+        None => {
+            let linux = read_config(Path::new(&c.state.bundle))?
+                .linux()
+                .clone()
+                .unwrap_or_default();
+            (linux.namespaces().clone().unwrap_or_default(), linux.seccomp().clone())
+        }
+    };
+    Ok((list.iter().map(|n| n.typ()).collect(), seccomp))
+}
+
 pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let c = Container::load(&g.root, &e.id, false)?;
     match c.status() {
@@ -130,33 +148,33 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if !terminal && e.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate a tty");
     }
-    let mut spec = read_config(bundle_dir)?;
-    spec.set_process(Some(process));
-    // Join every namespace the container has, through its init: new ones and joined ones alike.
-    let mut linux = spec
-        .linux()
-        .clone()
-        .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+    let (types, seccomp) = inherited(&c)?;
+    // Every namespace of the container, new or joined at create, through the init we checked:
+    // its /proc directory is verified after opening, and the namespaces are opened through it.
     let pid = c.state.pid;
-    let joins: Vec<LinuxNamespace> = linux
-        .namespaces()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|mut n| {
-            n.set_path(Some(
-                format!("/proc/{pid}/ns/{}", namespaces::name(namespaces::flag(n.typ()))).into(),
-            ));
-            n
-        })
-        .collect();
-    linux.set_namespaces(Some(joins));
-    linux
-        .set_uid_mappings(None)
-        .set_gid_mappings(None)
-        .set_time_offsets(None)
-        .set_sysctl(None);
-    spec.set_linux(Some(linux));
+    let proc_dir = c
+        .init_proc_dir()
+        .ok_or_else(|| anyhow!("cannot exec in a stopped container"))?;
+    let ns = namespaces::join_process(proc_dir.as_fd(), pid, &types)?;
+    let mut linux = Linux::default();
+    linux.set_namespaces(Some(
+        types
+            .iter()
+            .map(|t| {
+                let mut n = LinuxNamespace::default();
+                let path = format!("/proc/{pid}/ns/{}", namespaces::name(namespaces::flag(*t)));
+                n.set_typ(*t).set_path(Some(path.into()));
+                n
+            })
+            .collect(),
+    ));
+    linux.set_seccomp(seccomp);
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_linux(Some(linux))
+        .set_hooks(None)
+        .set_hostname(None)
+        .set_annotations(Some(c.state.annotations.clone().into_iter().collect()));
     let mut cgroup = c.state.cgroup.clone();
     if let Some(sub) = &e.cgroup {
         let sub = sub.rsplit_once(':').map_or(sub.as_str(), |(_, p)| p);
@@ -169,27 +187,26 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
             .map(|p| p.join(sub.trim_start_matches('/')))
             .collect();
     }
-    // The pid namespace file must still belong to the init we recorded (no pid reuse).
-    let _pidfd = c
-        .init_pidfd()
-        .ok_or_else(|| anyhow!("cannot exec in a stopped container"))?;
     let set = super::create::forward_set();
     let old = crate::sys::block_signals(&set).map_err(|err| anyhow!("block signals: {err}"))?;
-    let plan = Plan::build(PlanInput {
-        spec: &spec,
-        bundle: std::path::Path::new(&c.state.bundle),
-        rootfs: std::path::Path::new(&c.state.rootfs),
-        mode: Mode::Run,
-        no_pivot: false,
-        preserve_fds: e.preserve_fds,
-        fifo: None,
-        cgroup_paths: &cgroup.paths,
-        id: &e.id,
-        no_new_keyring: false,
-        lock_fd: None,
-        exec: true,
-        state_root: Some(&g.root),
-    })?;
+    let plan = Plan::build_with(
+        PlanInput {
+            spec: &spec,
+            bundle: bundle_dir,
+            rootfs: Path::new(&c.state.rootfs),
+            mode: Mode::Run,
+            no_pivot: false,
+            preserve_fds: e.preserve_fds,
+            fifo: None,
+            cgroup_paths: &cgroup.paths,
+            id: &e.id,
+            no_new_keyring: false,
+            lock_fd: None,
+            exec: true,
+            state_root: Some(&g.root),
+        },
+        ns,
+    )?;
     let cg = (!cgroup.paths.is_empty()).then_some(&cgroup);
     let mut launched = process::launch(&plan, cg, &mut || Ok(()))?;
     if let Some(p) = &e.pid_file {

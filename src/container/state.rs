@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const FIFO: &str = "exec.fifo";
+/// The seccomp profile create applied (`linux.seccomp` as JSON), when there was one: `exec`
+/// loads the same filter. Beside state.json, not in it, so the commands that only read the
+/// state never parse a profile of tens of kilobytes.
+pub const SECCOMP_FILE: &str = "seccomp.json";
 /// The runtime-spec version berth implements (printed by `--version` and `state`).
 pub const OCI_VERSION: &str = "1.2.1";
 
@@ -62,6 +66,22 @@ pub struct State {
     /// poststart hooks run by `start`, poststop hooks by `delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// What `exec` inherits, as create applied it (None in the state of an older berth; exec
+    /// then falls back to config.json as it is now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit: Option<Inherited>,
+}
+
+/// Recorded by create for `exec`, which must give its process what the container has, not
+/// what config.json says after the caller edited it.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Inherited {
+    /// The container's namespaces: the type, and the path create joined for the ones it did
+    /// not make. exec joins each type through the init's /proc directory.
+    pub namespaces: Vec<oci_spec::runtime::LinuxNamespace>,
+    /// Create loaded a seccomp filter; its profile is in SECCOMP_FILE.
+    #[serde(default)]
+    pub seccomp: bool,
 }
 
 impl State {
@@ -137,10 +157,18 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 /// Start time (field 22 of /proc/<pid>/stat) and the state letter; None if the pid is gone.
 pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
+    parse_stat(std::fs::File::open(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `proc_stat` of the process whose /proc directory `dir` is.
+pub fn proc_stat_in(dir: std::os::fd::BorrowedFd) -> Option<(u64, char)> {
+    parse_stat(crate::sys::openat(dir, "stat", libc::O_RDONLY, 0).ok()?.into())
+}
+
+fn parse_stat(mut f: std::fs::File) -> Option<(u64, char)> {
     // One read into a page-sized buffer (the line is at most ~1 KiB): fs::read would stat the
     // file (size 0 in /proc) and then grow its buffer over four reads.
     use std::io::Read;
-    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
     let mut buf = [0u8; 4096];
     let mut len = 0;
     while len < buf.len() {
@@ -255,10 +283,52 @@ impl Container {
 
     /// Is the recorded init still the same live process?
     pub fn init_alive(&self) -> bool {
+        self.state.pid > 0 && self.is_init(proc_stat(self.state.pid))
+    }
+
+    fn is_init(&self, stat: Option<(u64, char)>) -> bool {
+        matches!(stat, Some((start, st)) if start == self.state.start_time && st != 'Z' && st != 'X')
+    }
+
+    /// An O_PATH fd of the init's /proc/<pid> directory, verified against the recorded start
+    /// time *through that fd* after opening it. Lookups under the directory (`ns/net`, ...)
+    /// then reach the init or fail once it is gone, never a process that reused its pid.
+    pub fn init_proc_dir(&self) -> Option<OwnedFd> {
         if self.state.pid <= 0 {
-            return false;
+            return None;
         }
-        matches!(proc_stat(self.state.pid), Some((start, st)) if start == self.state.start_time && st != 'Z' && st != 'X')
+        let dir = crate::sys::open(
+            format!("/proc/{}", self.state.pid).as_str(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .ok()?;
+        self.is_init(proc_stat_in(dir.as_fd())).then_some(dir)
+    }
+
+    /// Record what `exec` inherits from this create: the namespaces and the seccomp profile
+    /// (written to SECCOMP_FILE here; state.json is saved by the caller).
+    pub fn record_inherited(&mut self, linux: &oci_spec::runtime::Linux) -> Result<()> {
+        let seccomp = linux.seccomp().as_ref();
+        if let Some(s) = seccomp {
+            let path = self.dir.join(SECCOMP_FILE);
+            std::fs::write(&path, serde_json::to_vec(s)?).with_context(|| format!("write {}", path.display()))?;
+        }
+        self.state.inherit = Some(Inherited {
+            namespaces: linux.namespaces().clone().unwrap_or_default(),
+            seccomp: seccomp.is_some(),
+        });
+        Ok(())
+    }
+
+    /// The seccomp profile create applied, if it applied one (see `record_inherited`).
+    pub fn inherited_seccomp(&self) -> Result<Option<oci_spec::runtime::LinuxSeccomp>> {
+        if !self.state.inherit.as_ref().is_some_and(|i| i.seccomp) {
+            return Ok(None);
+        }
+        let path = self.dir.join(SECCOMP_FILE);
+        let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+        serde_json::from_slice(&data).map_err(|e| anyhow!("corrupt {}: {e}", path.display()))
     }
 
     pub fn status(&self) -> Status {
@@ -316,7 +386,8 @@ impl Container {
     /// known names and one rmdir costs 3 syscalls where a generic recursive removal costs 11.
     /// Anything else in it (a crash's temp file) makes rmdir fail, and the generic way runs.
     pub fn remove_dir(&self) -> Result<()> {
-        for name in [STATE_FILE, FIFO] {
+        let seccomp = self.state.inherit.as_ref().is_some_and(|i| i.seccomp);
+        for name in [STATE_FILE, FIFO].into_iter().chain(seccomp.then_some(SECCOMP_FILE)) {
             let _ = std::fs::remove_file(self.dir.join(name));
         }
         if std::fs::remove_dir(&self.dir).is_ok() {
@@ -385,6 +456,45 @@ mod tests {
         assert!(Status::Running.can_kill() && !Status::Stopped.can_kill());
         assert!(Status::Stopped.can_delete() && Status::Created.can_delete());
         assert!(!Status::Running.can_delete() && !Status::Paused.can_delete());
+    }
+
+    /// exec's pid-reuse guard: the /proc directory is checked against the start time through
+    /// the opened fd (namespaces::tests::join_process_reaches_that_process_or_nothing shows
+    /// lookups under it fail once the process is gone).
+    #[test]
+    fn init_proc_dir_needs_the_recorded_start_time() {
+        let me = std::process::id() as i32;
+        let (start, _) = proc_stat(me).unwrap();
+        let c = |pid, start_time| Container {
+            dir: PathBuf::new(),
+            state: State {
+                pid,
+                start_time,
+                ..Default::default()
+            },
+            lock: None,
+        };
+        assert!(c(me, start).init_proc_dir().is_some());
+        assert!(c(me, start + 1).init_proc_dir().is_none());
+        assert!(c(0, 0).init_proc_dir().is_none());
+    }
+
+    #[test]
+    fn state_without_inherit_still_loads_and_inherit_round_trips() {
+        let old = br#"{"id":"a","pid":1,"start_time":2,"bundle":"/b","rootfs":"/r","created":"t","owner":0}"#;
+        assert!(State::parse(old, "a").unwrap().inherit.is_none());
+        let linux: oci_spec::runtime::Linux =
+            serde_json::from_str(r#"{"namespaces":[{"type":"pid"},{"type":"network","path":"/var/run/netns/x"}]}"#)
+                .unwrap();
+        let st = State {
+            inherit: Some(Inherited {
+                namespaces: linux.namespaces().clone().unwrap(),
+                seccomp: true,
+            }),
+            ..Default::default()
+        };
+        let back = State::parse(&serde_json::to_vec(&st).unwrap(), "a").unwrap();
+        assert_eq!(back.inherit, st.inherit);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType as T};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 pub const CLONE_NEWTIME: i32 = 0x80;
@@ -92,6 +92,32 @@ pub fn plan(linux: &Linux) -> Result<NsPlan> {
         uid_map: map_text(linux.uid_mappings()),
         gid_map: map_text(linux.gid_mappings()),
         time_offsets,
+    })
+}
+
+/// Join the namespaces `types` of a running process (exec into a container), each opened
+/// through `proc_dir`, an fd of that process's /proc/<pid> directory: a lookup under it reaches
+/// that process or fails once it is gone, never a process that reused the pid. Opened here, in
+/// the parent, and joined in JOIN_ORDER by the child, as `plan` does for paths.
+pub fn join_process(proc_dir: BorrowedFd, pid: i32, types: &[T]) -> Result<NsPlan> {
+    let mut joins = Vec::new();
+    for t in JOIN_ORDER.into_iter().filter(|t| types.contains(t)) {
+        let rel = format!("ns/{}", name(flag(t)));
+        let path = PathBuf::from(format!("/proc/{pid}/{rel}"));
+        let fd = crate::sys::openat(proc_dir, rel.as_str(), libc::O_RDONLY, 0)
+            .map_err(|e| anyhow!("open {t} namespace {} of the container's init: {e}", path.display()))?;
+        joins.push(Join {
+            flag: flag(t),
+            fd,
+            path,
+        });
+    }
+    Ok(NsPlan {
+        new: 0,
+        joins,
+        uid_map: String::new(),
+        gid_map: String::new(),
+        time_offsets: String::new(),
     })
 }
 
@@ -197,6 +223,31 @@ mod tests {
         assert!(!is_single_own("0 1000 1\n", 1001));
         assert!(!is_single_own("0 1000 2\n", 1000));
         assert!(!is_single_own("0 1000 1\n1 100000 65536\n", 1000));
+    }
+
+    /// exec's pid-reuse guard: namespaces are opened through the init's /proc directory, so
+    /// once that process is gone (and its pid free for reuse) they cannot be opened at all.
+    #[test]
+    fn join_process_reaches_that_process_or_nothing() {
+        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = child.id() as i32;
+        let dir = crate::sys::open(format!("/proc/{pid}").as_str(), libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        let p = join_process(std::os::fd::AsFd::as_fd(&dir), pid, &[T::Mount, T::User, T::Network]).unwrap();
+        let order: Vec<i32> = p.joins.iter().map(|j| j.flag).collect();
+        assert_eq!(order, vec![libc::CLONE_NEWUSER, libc::CLONE_NEWNET, libc::CLONE_NEWNS]);
+        assert_eq!(p.new, 0);
+        let want = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+        let got = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&p.joins[1].fd)
+        ));
+        assert_eq!(got.unwrap(), want);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let e = join_process(std::os::fd::AsFd::as_fd(&dir), pid, &[T::Network])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains(&format!("/proc/{pid}/ns/net")), "{e}");
     }
 
     #[test]

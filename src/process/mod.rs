@@ -108,6 +108,17 @@ pub struct PlanInput<'a> {
 
 impl Plan {
     pub fn build(i: PlanInput) -> Result<Plan> {
+        let linux = i
+            .spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+        let ns = namespaces::plan(linux)?;
+        Self::build_with(i, ns)
+    }
+
+    /// `build` with the namespaces already opened (exec: the init's, see namespaces::join_process).
+    pub fn build_with(i: PlanInput, ns: NsPlan) -> Result<Plan> {
         let spec = i.spec;
         let linux = spec
             .linux()
@@ -117,7 +128,6 @@ impl Plan {
             .process()
             .as_ref()
             .ok_or_else(|| anyhow!("config.json: process must be set"))?;
-        let ns = namespaces::plan(linux)?;
         if !i.exec && ns.new & libc::CLONE_NEWNS == 0 {
             bail!("linux.namespaces: berth needs a new mount namespace for the rootfs");
         }
