@@ -14,7 +14,10 @@ pub const IN_CONTAINER: &str = "/run/notify/notify.sock";
 /// The mount and the environment entry the container needs (added to the spec at create).
 pub fn prepare(container_dir: &Path, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
     let dir = container_dir.join(DIR);
+    // runc's 0755 whatever the umask: a container user other than root reaches the socket.
     std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .with_context(|| format!("chmod {}", dir.display()))?;
     let m: oci_spec::runtime::Mount = serde_json::from_value(serde_json::json!({
         "destination": "/run/notify", "type": "bind", "source": dir,
         "options": ["bind", "nosuid", "noexec", "nodev", "ro"]

@@ -554,4 +554,84 @@ fn a_seccomp_profile_without_close_range_still_runs_without_no_new_privs() {
         // 0-2 and ls's own directory fd.
         assert_eq!(o.stdout.trim(), "4", "nnp {nnp}");
     }
+/// Permission bits of `p`, not following a final symlink.
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// `berth --root ROOT create -b BUNDLE ID` under `umask` (set in a shell that execs berth).
+fn create_under_umask(env: &Env, root: &Path, umask: &str, id: &str) -> Output {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(format!(
+            "umask {umask}; exec \"$0\" --root \"$1\" create -b \"$2\" \"$3\""
+        ))
+        .arg(BERTH)
+        .arg(root)
+        .arg(&env.bundle)
+        .arg(id);
+    run_with_timeout(c, 30, None)
+}
+
+#[test]
+fn state_files_are_private_whatever_the_umask() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    // A fresh root under the loosest umask, then a second container under the strictest: the
+    // modes are runc's and never the umask's. exec.fifo is 0600, not runc's 0622: in runc the
+    // container's init opens it to write and `runc start` reads it, in berth `berth start`
+    // writes it, so write access for others would be the power to start the container.
+    let (a, b) = (env.id("priv"), env.id("priv"));
+    create_under_umask(&env, &env.root, "000", &a).ok();
+    create_under_umask(&env, &env.root, "077", &b).ok();
+    assert_eq!(mode(&env.root), 0o700, "state root");
+    for id in [&a, &b] {
+        let d = env.root.join(id);
+        assert_eq!(mode(&d), 0o711, "container dir {id}");
+        assert_eq!(mode(&d.join("state.json")), 0o600, "state.json of {id}");
+        assert_eq!(mode(&d.join("exec.fifo")), 0o600, "exec.fifo of {id}");
+        let mut names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["exec.fifo", "state.json"], "{id}");
+        // Another local user reads nothing: not the state, not even which containers exist.
+        use std::os::unix::process::CommandExt;
+        for (tool, p) in [("/bin/cat", d.join("state.json")), ("/bin/ls", env.root.clone())] {
+            let st = Command::new(tool)
+                .arg(&p)
+                .uid(65534)
+                .gid(65534)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(!st.success(), "nobody can {tool} {}", p.display());
+        }
+    }
+    // As runc (os.MkdirAll), a root that already exists keeps the mode its owner gave it.
+    let existing = env.dir.join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o751)).unwrap();
+    let c = unique("priv");
+    create_under_umask(&env, &existing, "022", &c).ok();
+    assert_eq!(mode(&existing), 0o751);
+    assert_eq!(mode(&existing.join(&c)), 0o711);
+    let del = |root: &Path, id: &str| {
+        let mut cmd = Command::new(BERTH);
+        cmd.arg("--root").arg(root).args(["delete", "-f", id]);
+        run_with_timeout(cmd, 30, None).ok();
+    };
+    del(&existing, &c);
+    assert!(
+        std::fs::read_dir(&existing).unwrap().next().is_none(),
+        "left in {}",
+        existing.display()
+    );
+    for id in [&a, &b] {
+        del(&env.root, id);
+        env.assert_gone(id);
+    }
+    env.assert_root_empty();
 }

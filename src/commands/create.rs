@@ -3,12 +3,12 @@
 use super::Global;
 use crate::cli::CreateOpts;
 use crate::container::bundle;
-use crate::container::state::{CgroupState, Container, FIFO};
+use crate::container::state::{set_mode, CgroupState, Container, FIFO, FIFO_MODE};
 use crate::process::sync::Msg;
 use crate::process::{self, Launched, Mode, Plan, PlanInput};
 use anyhow::{anyhow, bail, Result};
 use nix::sys::signal::{SigSet, Signal};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// sd_listen_fds(): how many fds (from 3) systemd-style socket activation passed to *this*
 /// process (LISTEN_PID must be our pid, as go-systemd's activation.Files checks).
@@ -40,11 +40,14 @@ impl Drop for Cleanup {
 
 fn make_fifo(c: &Container) -> Result<OwnedFd> {
     let path = c.dir.join(FIFO);
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(FIFO_MODE))
         .map_err(|e| anyhow!("mkfifo {}: {e}", path.display()))?;
     // Our own read end, inherited by the init: start's non-blocking open only succeeds while
     // the init is alive to hold it.
-    crate::sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| anyhow!("open {}: {e}", path.display()))
+    let fd = crate::sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+        .map_err(|e| anyhow!("open {}: {e}", path.display()))?;
+    set_mode(fd.as_fd(), FIFO_MODE).map_err(|e| anyhow!("chmod {}: {e}", path.display()))?;
+    Ok(fd)
 }
 
 struct Made {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
@@ -195,6 +196,45 @@ pub struct Container {
     lock: Option<OwnedFd>,
 }
 
+/// runc's modes for the state (libcontainer: the root `os.MkdirAll(root, 0o700)`, each
+/// container's directory 0711, state.json 0600), set explicitly: a umask only ever takes bits
+/// away, and too strict is as wrong as too loose (a 0700 container directory, say).
+pub const ROOT_MODE: u32 = 0o700;
+pub const DIR_MODE: u32 = 0o711;
+pub const STATE_MODE: u32 = 0o600;
+/// exec.fifo: not runc's 0622. In runc the container's init opens it to write and `runc start`
+/// reads; in berth the init holds a read end it inherited and `berth start` writes, so a write
+/// bit for others would let any local user who can reach it start the container.
+pub const FIFO_MODE: u32 = 0o600;
+
+pub fn set_mode(fd: std::os::fd::BorrowedFd, mode: u32) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    nix::sys::stat::fchmod(fd.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(mode))
+}
+
+/// The state root: made 0700 with any missing parents, as runc's `os.MkdirAll(root, 0o700)`;
+/// a root that already exists keeps the mode its owner gave it (runc does not touch it either).
+fn make_root(root: &Path) -> Result<()> {
+    let made = match std::fs::DirBuilder::new().mode(ROOT_MODE).create(root) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(ROOT_MODE)
+                .create(root)
+                .with_context(|| format!("create state root {}", root.display()))?;
+            true
+        }
+        Err(e) => return Err(e).with_context(|| format!("create state root {}", root.display())),
+    };
+    if made {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(ROOT_MODE))
+            .with_context(|| format!("chmod state root {}", root.display()))?;
+    }
+    Ok(())
+}
+
 fn lock_dir(dir: &Path) -> Result<OwnedFd> {
     let fd = crate::sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)
         .with_context(|| format!("open {}", dir.display()))?;
@@ -208,11 +248,13 @@ impl Container {
     }
 
     /// Make the container directory; exactly one of concurrent creators of an id wins the mkdir.
+    /// It is 0711 (runc's mode, whatever the umask): its files are reached only by name, and
+    /// state.json itself is 0600 (`save`).
     pub fn create(root: &Path, id: &str) -> Result<Container> {
         validate_id(id)?;
-        std::fs::create_dir_all(root).with_context(|| format!("create state root {}", root.display()))?;
+        make_root(root)?;
         let dir = Self::dir_of(root, id);
-        match std::fs::create_dir(&dir) {
+        match std::fs::DirBuilder::new().mode(DIR_MODE).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 bail!("container with given ID already exists")
@@ -220,6 +262,7 @@ impl Container {
             Err(e) => return Err(anyhow!("create state directory {}: {e}", dir.display())),
         }
         let lock = lock_dir(&dir)?;
+        set_mode(lock.as_fd(), DIR_MODE).with_context(|| format!("chmod {}", dir.display()))?;
         let state = State {
             id: id.to_string(),
             ..Default::default()
@@ -266,6 +309,9 @@ impl Container {
     /// Atomic replace of state.json: a reader sees the old or the new file, never half of one,
     /// and after a crash the file is the old or the new one, never empty (hence the fsync: free
     /// on the default tmpfs root, ~20 ms per write on a disk-backed --root).
+    /// The temp file is 0600 from its creation on (a stale one left by a crash is chmodded
+    /// before anything is written into it): the state is never readable by others, not even
+    /// for a moment.
     pub fn save(&self) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec(&self.state)?;
@@ -273,8 +319,11 @@ impl Container {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(STATE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .with_context(|| format!("write {}", tmp.display()))?;
+        set_mode(f.as_fd(), STATE_MODE).with_context(|| format!("chmod {}", tmp.display()))?;
         f.write_all(&data).with_context(|| format!("write {}", tmp.display()))?;
         f.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
         std::fs::rename(&tmp, self.dir.join(STATE_FILE)).with_context(|| format!("rename {}", tmp.display()))?;
@@ -495,6 +544,23 @@ mod tests {
         };
         let back = State::parse(&serde_json::to_vec(&st).unwrap(), "a").unwrap();
         assert_eq!(back.inherit, st.inherit);
+    }
+
+    #[test]
+    fn state_is_private_even_over_a_stale_temp_file() {
+        let root = std::env::temp_dir().join(format!("berth-state-unit-{}", std::process::id()));
+        let c = Container::create(&root.join("a/b"), "c1").unwrap();
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&root.join("a/b")), ROOT_MODE);
+        assert_eq!(mode(&c.dir), DIR_MODE);
+        // A crash left a world-readable temp file behind: the next save must not reuse its mode.
+        let tmp = c.dir.join(".state.json.tmp");
+        std::fs::write(&tmp, b"{}").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        c.save().unwrap();
+        assert_eq!(mode(&c.dir.join(STATE_FILE)), STATE_MODE);
+        assert!(!tmp.exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
