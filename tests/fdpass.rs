@@ -72,6 +72,25 @@ fn notify_socket_ready_reaches_the_caller() {
         eprintln!("skipped: needs gcc and libc6-dev to build the static notifier");
         return;
     }
+    notify_ready(&env);
+}
+
+/// The socket's directory sits in the 0700 state root, which the container's root (host uid
+/// 100000 here) cannot traverse: the parent hands the init the mount, not the path.
+#[test]
+fn notify_socket_ready_reaches_the_caller_from_a_user_namespace() {
+    require_root!();
+    let mut env = Env::new(&["/notifier"]);
+    if cc_static(NOTIFIER, &env.rootfs().join("notifier")).is_none() {
+        eprintln!("skipped: needs gcc and libc6-dev to build the static notifier");
+        return;
+    }
+    env.map_root_to(100000);
+    notify_ready(&env);
+}
+
+/// create + start and run -d with NOTIFY_SOCKET: READY=1 and MAINPID reach the caller's socket.
+fn notify_ready(env: &Env) {
     let host = env.dir.join("host-notify.sock");
     let sock = UnixDatagram::bind(&host).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -178,6 +178,9 @@ impl Plan {
         };
         if let Some(r) = rootfs.as_mut() {
             lsm::label_mounts(&mut r.mounts, linux.mount_label());
+            if let (true, Some(dir)) = (userns, i.state_root) {
+                crate::rootfs::idmap::detach_private(&mut r.mounts, dir, r.root_propagation)?;
+            }
         }
         let user = process.user();
         let mut env = Vec::new();

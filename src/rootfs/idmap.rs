@@ -43,7 +43,6 @@ pub struct Idmap {
     pub gid_map: String,
     /// The container joins a user namespace by path: its mappings are used directly.
     pub userns_path: Option<PathBuf>,
-    pub tree: Option<Tree>,
 }
 
 fn map_text(m: &Option<Vec<LinuxIdMapping>>) -> String {
@@ -70,7 +69,6 @@ pub fn parse(m: &oci_spec::runtime::Mount, option: Option<bool>) -> Result<Optio
         uid_map,
         gid_map,
         userns_path: None,
-        tree: None,
     }))
 }
 
@@ -151,7 +149,7 @@ pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> 
     };
     let mut cache: HashMap<(String, String, Option<PathBuf>), OwnedFd> = HashMap::new();
     for m in mounts.iter_mut() {
-        let (Some(idm), Kind::Bind { src, recursive }) = (m.idmap.as_mut(), &m.kind) else {
+        let (Some(idm), Kind::Bind { src, recursive }) = (m.idmap.as_ref(), &m.kind) else {
             continue;
         };
         let key = (idm.uid_map.clone(), idm.gid_map.clone(), idm.userns_path.clone());
@@ -167,7 +165,41 @@ pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> 
         let userns = cache[&key].as_fd();
         let tree = detach(src, *recursive, idm.recursive, userns, prop.bits())
             .map_err(|e| anyhow!("mounts: /{}: {e:#}", m.dest.display()))?;
-        idm.tree = Some(Tree(Arc::new(tree)));
+        m.tree = Some(Tree(Arc::new(tree)));
+    }
+    Ok(())
+}
+
+/// Bind sources inside berth's state root (the NOTIFY_SOCKET directory) for a container with a
+/// user namespace: the root is 0700, so the init, already the container's root, cannot reach
+/// them by path. The parent clones them as detached trees (runc opens such mount sources before
+/// it enters the user namespace) and the child attaches them.
+pub fn detach_private(mounts: &mut [MountPlan], state_root: &Path, propagation: MsFlags) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let prop = if propagation.contains(MsFlags::MS_PRIVATE) {
+        MsFlags::MS_PRIVATE
+    } else {
+        MsFlags::MS_SLAVE
+    };
+    for m in mounts.iter_mut().filter(|m| m.tree.is_none()) {
+        let Kind::Bind { src, recursive } = &m.kind else {
+            continue;
+        };
+        if !src.starts_with(state_root) {
+            continue;
+        }
+        let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+            .map_err(|_| anyhow!("{} contains a NUL byte", src.display()))?;
+        let tree = match sys::open_tree_clone(&c, *recursive) {
+            Ok(t) => t,
+            // Rootless: no CAP_SYS_ADMIN here, but then the root is the user's, whom the
+            // container's root maps to; the child opens the path as before.
+            Err(nix::errno::Errno::EPERM) => continue,
+            Err(e) => bail!("open_tree {}: {e}", src.display()),
+        };
+        sys::mount_setattr(tree.as_fd(), true, 0, 0, prop.bits())
+            .map_err(|e| anyhow!("set propagation of {}: {e}", src.display()))?;
+        m.tree = Some(Tree(Arc::new(tree)));
     }
     Ok(())
 }

@@ -53,6 +53,9 @@ pub struct MountPlan {
     pub copy_up: bool,
     /// `idmap`/`ridmap` or mount-level id mappings (idmap.rs).
     pub idmap: Option<idmap::Idmap>,
+    /// The bind source as a detached tree the parent made (idmap.rs), which the child attaches
+    /// instead of opening the source by path.
+    pub tree: Option<idmap::Tree>,
 }
 
 #[derive(Debug, Clone)]
@@ -446,6 +449,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         propagation,
         copy_up,
         idmap,
+        tree: None,
     })
 }
 

@@ -127,15 +127,15 @@ fn bind(src: &Path, root: BorrowedFd, rootp: &Path, m: &MountPlan, dest: &Path, 
     .map_err(|e| anyhow!("bind mount {} on {}: {e}", src.display(), show(dest)))
 }
 
-/// Attach a detached idmapped tree the parent made (idmap.rs) at `dest`, resolved in the root.
+/// Attach a detached tree the parent made (idmap.rs) at `dest`, resolved in the root.
 fn attach(tree: BorrowedFd, src: &Path, root: BorrowedFd, rootp: &Path, m: &MountPlan) -> Result<()> {
     let dest = &m.dest;
     let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&tree))
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        .map_err(|e| anyhow!("stat idmapped {}: {e}", src.display()))?;
+        .map_err(|e| anyhow!("stat detached {}: {e}", src.display()))?;
     let destfd = target(root, rootp, m, dest, is_dir, sys::fs_type(tree).ok())?;
     sys::move_mount(tree, destfd.as_fd())
-        .map_err(|e| anyhow!("move idmapped mount of {} onto {}: {e}", src.display(), show(dest)))
+        .map_err(|e| anyhow!("move detached mount of {} onto {}: {e}", src.display(), show(dest)))
 }
 
 /// runc (CVE-2019-19921 hardening): procfs and sysfs only on a real directory of the image,
@@ -277,7 +277,7 @@ pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan, in_cgroups: &dyn Fn() -> R
             in_cgroups()?;
         }
         match &m.kind {
-            Kind::Bind { src, recursive } => match m.idmap.as_ref().and_then(|i| i.tree.as_ref()) {
+            Kind::Bind { src, recursive } => match &m.tree {
                 Some(tree) => attach(tree.0.as_fd(), src, root, &rootp, m)?,
                 None => bind(src, root, &rootp, m, &m.dest, *recursive)?,
             },
