@@ -113,7 +113,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         }
     }
     let mut tty = None;
-    let mut hook_state: Option<String> = None;
+    let mut hook_state: Option<Vec<u8>> = None;
     if let Some(rootfs) = &plan.rootfs {
         // Device nodes and mount points get exactly the modes the config asks for.
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -130,7 +130,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         if let Some(h) = &plan.hooks {
             sync.send(&Msg::Hooks)?;
             let state = match sync.recv()? {
-                Some(Msg::HooksDone(s)) => s,
+                Some(Msg::HooksDone(pid)) => h.state("creating", pid),
                 Some(Msg::Error(_, m)) => bail!("{m}"),
                 other => bail!("sync: expected HooksDone, got {other:?}"),
             };
@@ -139,7 +139,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             crate::hooks::run_all(
                 "createContainer",
                 crate::hooks::list(h.hooks.create_container()),
-                state.as_bytes(),
+                &state,
             )?;
             // startContainer hooks run after `start`: they see the container as runc shows it
             // to them, `created` (the id is validated, so this is the status field).
@@ -278,11 +278,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     }
     if let (Some(h), Some(state)) = (&plan.hooks, &hook_state) {
         // startContainer: in the container, after start, right before the process runs.
-        crate::hooks::run_all(
-            "startContainer",
-            crate::hooks::list(h.hooks.start_container()),
-            state.as_bytes(),
-        )?;
+        crate::hooks::run_all("startContainer", crate::hooks::list(h.hooks.start_container()), state)?;
     }
     let e = sys::execve(&path, &argv, &envp);
     Err(anyhow!(

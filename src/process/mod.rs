@@ -358,7 +358,7 @@ pub fn launch(
                 let state = h.state("creating", init_pid);
                 crate::hooks::run_all("prestart", crate::hooks::list(h.hooks.prestart()), &state)?;
                 crate::hooks::run_all("createRuntime", crate::hooks::list(h.hooks.create_runtime()), &state)?;
-                ours.send(&Msg::HooksDone(String::from_utf8_lossy(&state).into_owned()))?;
+                ours.send(&Msg::HooksDone(init_pid))?;
             }
             Some(Msg::Console) => {
                 console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);

@@ -12,7 +12,7 @@
 //! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
 //! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
 //! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
-//! | 4"| parent → child | `HooksDone(state)` | the state JSON the child's createContainer/startContainer hooks read |
+//! | 4"| parent → child | `HooksDone(pid)`   | the init's host pid, for the state JSON the child's createContainer/startContainer hooks read (the child builds it: with annotations it can outgrow one message) |
 //! | 4‴| child → parent | `SeccompFd` + fd   | only with SCMP_ACT_NOTIFY: the listener fd (SCM_RIGHTS) right after the filter is loaded; the parent passes it to the agent at listenerPath |
 //! | 5 | child → parent | `Ready`            | the container is set up and waits for start                 |
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
@@ -36,7 +36,7 @@ pub enum Msg {
     Start,
     Console,
     Hooks,
-    HooksDone(String),
+    HooksDone(i32),
     SeccompFd,
     PidSeen,
     Joined,
@@ -56,7 +56,7 @@ impl Msg {
             Msg::Start => (8, 0, ""),
             Msg::Console => (9, 0, ""),
             Msg::Hooks => (10, 0, ""),
-            Msg::HooksDone(s) => (11, 0, s.as_str()),
+            Msg::HooksDone(p) => (11, *p, ""),
             Msg::SeccompFd => (12, 0, ""),
             Msg::PidSeen => (13, 0, ""),
             Msg::Joined => (14, 0, ""),
@@ -85,7 +85,7 @@ impl Msg {
             8 => Msg::Start,
             9 => Msg::Console,
             10 => Msg::Hooks,
-            11 => Msg::HooksDone(String::from_utf8_lossy(&b[5..]).into_owned()),
+            11 => Msg::HooksDone(num),
             12 => Msg::SeccompFd,
             13 => Msg::PidSeen,
             14 => Msg::Joined,
