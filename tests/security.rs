@@ -554,6 +554,8 @@ fn a_seccomp_profile_without_close_range_still_runs_without_no_new_privs() {
         // 0-2 and ls's own directory fd.
         assert_eq!(o.stdout.trim(), "4", "nnp {nnp}");
     }
+}
+
 /// Permission bits of `p`, not following a final symlink.
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777

@@ -129,11 +129,12 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         }
         if let Some(h) = &plan.hooks {
             sync.send(&Msg::Hooks)?;
-            let state = match sync.recv()? {
-                Some(Msg::HooksDone(pid)) => h.state("creating", pid),
+            let pid = match sync.recv()? {
+                Some(Msg::HooksDone(pid)) => pid,
                 Some(Msg::Error(_, m)) => bail!("{m}"),
                 other => bail!("sync: expected HooksDone, got {other:?}"),
             };
+            let state = h.state("creating", pid);
             // createContainer: in the container's namespaces, before pivot_root (the path is
             // still resolved in the runtime's mount view).
             crate::hooks::run_all(
@@ -142,8 +143,8 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
                 &state,
             )?;
             // startContainer hooks run after `start`: they see the container as runc shows it
-            // to them, `created` (the id is validated, so this is the status field).
-            hook_state = Some(state.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1));
+            // to them, `created`.
+            hook_state = Some(h.state("created", pid));
         }
         setup::write_sysctls(&plan.sysctls)?;
         setup::mask_and_protect(root.as_fd(), rootfs)?;
@@ -299,7 +300,12 @@ struct Kept {
 }
 
 impl Kept {
-    fn prepare(plan: &Plan, sync: &Sync, tty: Option<&std::os::fd::OwnedFd>, hook_state: Option<&str>) -> Result<Kept> {
+    fn prepare(
+        plan: &Plan,
+        sync: &Sync,
+        tty: Option<&std::os::fd::OwnedFd>,
+        hook_state: Option<&[u8]>,
+    ) -> Result<Kept> {
         let mut kept = Kept {
             wait: None,
             state: None,
@@ -319,7 +325,7 @@ impl Kept {
             if let (true, Some(s)) = (start_hooks, hook_state) {
                 kept.state = Some(step(
                     "store the hooks' state",
-                    sys::sealed_memfd(c"berth-state", s.as_bytes(), false),
+                    sys::sealed_memfd(c"berth-state", s, false),
                 )?);
             }
         }
