@@ -45,7 +45,7 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         let access = r.access_bits();
         if access != 7 {
             b.push((ins(MOV32_X, 1, 3, 0, 0), false));
-            b.push((ins(AND32_K, 1, 0, 0, access), false));
+            b.push((ins(AND32_K, 1, 0, 0, access as i32), false));
             b.push((ins(JNE_X, 1, 3, 0, 0), true));
         }
         if let Some(m) = r.major {
