@@ -379,6 +379,22 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Every (type, major, minor, access) the model and the program are compared on: the
+    /// numbers the rule sets use and ones they do not.
+    pub(crate) fn probes() -> Vec<(char, u32, u32, u8)> {
+        let mut out = Vec::new();
+        for typ in ['b', 'c'] {
+            for major in [1, 8, 99] {
+                for minor in [0, 3, 99] {
+                    for access in 1..=ACC_ALL {
+                        out.push((typ, major, minor, access));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// v1's semantics (security/device_cgroup.c), case by case: (rules, [(probe, allowed)]),
     /// probes as "c 1:3 rw". berth's v1 writes start with a deny-all.
     #[test]
