@@ -48,7 +48,7 @@ pub fn apply_resources(cg: Option<&CgroupState>, linux: &Linux) -> Result<()> {
             return Ok(());
         }
     }
-    apply_with_devices(cg, &r, false, &devices)
+    apply_with_devices(cg, &r, false, Some(&devices))
 }
 
 /// No field set: nothing to write (runc's default config has only `devices`).
@@ -58,18 +58,29 @@ fn is_empty(r: &LinuxResources) -> bool {
 
 /// `update`: write every field of `r`, with runc's update-only checks (checkBeforeUpdate).
 pub fn apply(cg: &CgroupState, r: &LinuxResources, update: bool) -> Result<()> {
-    apply_with_devices(cg, r, update, &[])
+    apply_with_devices(cg, r, update, None)
 }
 
-fn apply_with_devices(cg: &CgroupState, r: &LinuxResources, update: bool, devices: &[LinuxDevice]) -> Result<()> {
+/// `devices`: at create, the config's device nodes (then the v2 device filter is attached
+/// whatever the rules); None: `update`, which replaces the filter only when given rules.
+fn apply_with_devices(
+    cg: &CgroupState,
+    r: &LinuxResources,
+    update: bool,
+    devices: Option<&[LinuxDevice]>,
+) -> Result<()> {
     if cg.v2_only() {
         let dir = cg.unified().expect("v2_only implies a unified dir");
         super::v2::apply(&dir, r, update)?;
-        let rules = super::devices::effective(r.devices().as_deref().unwrap_or_default(), devices)?;
-        // Without a deny rule the filter would allow everything: attach nothing then, unless
-        // the rules were given explicitly (an update replaces the previous filter).
-        if r.devices().is_some() && (update || rules.iter().any(|x| !x.allow)) {
-            super::bpf::attach(&dir, &rules)?;
+        // At create rules or none: the default allowlist (and its deny-all) holds on v2 as on v1.
+        if devices.is_some() || r.devices().is_some() {
+            let rules =
+                super::devices::effective(r.devices().as_deref().unwrap_or_default(), devices.unwrap_or_default())?;
+            match super::bpf::attach(&dir, &rules) {
+                // As runc: rootless cannot load BPF programs (nor mknod a host device).
+                Err(e) if cg.rootless => warn(&format!("device filter not applied (rootless): {e:#}")),
+                res => res?,
+            }
         }
         return Ok(());
     }
