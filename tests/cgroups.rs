@@ -447,19 +447,6 @@ fn v2_processes_are_cloned_into_their_cgroup() {
     env.assert_gone(&id);
 }
 
-/// A real (non-virtual) block device of this host or VM as "major minor", else the first SCSI
-/// disk's numbers (8 0): nothing answers on those in the VM, but the device filter is asked
-/// before any driver, so a denied open is EPERM either way (and ENXIO when allowed).
-fn host_disk() -> String {
-    for e in std::fs::read_dir("/sys/dev/block").into_iter().flatten().flatten() {
-        let real = std::fs::canonicalize(e.path()).unwrap_or_default();
-        if !real.to_string_lossy().contains("/virtual/") {
-            return e.file_name().to_string_lossy().replace(':', " ");
-        }
-    }
-    "8 0".to_string()
-}
-
 /// Run `sh -c script` as root with CAP_MKNOD and CAP_SYSLOG (reading /dev/kmsg) added, with
 /// `devices` as linux.resources.devices (None: no key at all); its stdout, trimmed.
 fn run_with_device_rules(devices: Option<Value>, script: &str) -> String {
@@ -497,17 +484,17 @@ open() { echo "r:$(try '<' $1) w:$(try '>' $1) rw:$(try '<>' $1)"; }
 #[test]
 fn devices_without_rules_deny_a_host_disk() {
     require_root!();
-    let disk = host_disk();
+    let (maj, min) = host_disk();
     let out = run_with_device_rules(
         None,
         &format!(
-            "{OPEN_MODES} mknod /dev/hd b {disk} && echo mknod:ok; mknod /dev/nl c 1 3 && open /dev/nl; \
+            "{OPEN_MODES} mknod /dev/hd b {maj} {min} && echo mknod:ok; mknod /dev/nl c 1 3 && open /dev/nl; \
              open /dev/hd"
         ),
     );
     assert_eq!(
         out, "mknod:ok\nr:ok w:ok rw:ok\nr:EPERM w:EPERM rw:EPERM",
-        "disk {disk}"
+        "disk {maj}:{min}"
     );
 }
 

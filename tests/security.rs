@@ -416,21 +416,6 @@ fn chroot_escape_after_pivot_root_sees_no_host_root() {
     assert_eq!(o.stdout.trim(), "contained");
 }
 
-/// major:minor of a real block device of this host (the disk berth runs on).
-fn host_disk() -> (u32, u32) {
-    for e in std::fs::read_dir("/sys/block").unwrap().filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("loop") || name.starts_with("ram") {
-            continue;
-        }
-        if let Ok(d) = std::fs::read_to_string(e.path().join("dev")) {
-            let (a, b) = d.trim().split_once(':').unwrap();
-            return (a.parse().unwrap(), b.parse().unwrap());
-        }
-    }
-    (8, 0)
-}
-
 #[test]
 fn mknod_of_a_host_disk_cannot_be_read() {
     require_root!();

@@ -296,6 +296,22 @@ impl Env {
     }
 }
 
+/// major:minor of a real (not virtual: no loop, ram or zram) block device of this host, the
+/// disk berth runs on; else the first SCSI disk's (8:0): nothing answers there in the VM, but
+/// the device cgroup is asked before any driver, so a denied open is EPERM either way (and
+/// ENXIO when allowed).
+pub fn host_disk() -> (u32, u32) {
+    for e in std::fs::read_dir("/sys/dev/block").into_iter().flatten().flatten() {
+        let real = std::fs::canonicalize(e.path()).unwrap_or_default();
+        if !real.to_string_lossy().contains("/virtual/") {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (a, b) = name.split_once(':').unwrap();
+            return (a.parse().unwrap(), b.parse().unwrap());
+        }
+    }
+    (8, 0)
+}
+
 /// `chown -hR uid:gid p`: symlinks themselves, never what they point to (a rootfs's absolute
 /// links name host paths).
 pub fn chown_tree(p: &Path, uid: u32, gid: u32) {
