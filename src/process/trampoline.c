@@ -215,7 +215,7 @@ static char *pool[8192];
 
 __attribute__((used)) static void tmain(long argc, char **argv) {
     char **envp = argv + argc + 1, **envs[64], **hargv[64], *paths[64];
-    long timeouts[64], nhooks, i, k = 2, p = 0, statefd = -1, err;
+    long timeouts[64], nhooks, i, k = 2, p = 0, statefd = -1, err, cloexec;
     struct buf o;
     o.n = 0;
     if (argc < 4 || (argv[0][0] != 'f' && argv[0][0] != 's')) die(127);
@@ -249,15 +249,17 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
     if (nhooks > 0 && (k >= argc || (statefd = num(argv[k++])) < 0)) die(127);
     if (k + 1 >= argc) die(127);
     sc(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* The socket (run, exec) and the fifo (create) close at the final exec, so berth sees EOF on
+     * the socket, and `berth start` sees the fifo lose its last reader, exactly when the program
+     * runs: poststart hooks run after it. Where fcntl is denied the fd is closed right before
+     * the exec instead. */
+    cloexec = sc(SYS_fcntl, waitfd, F_SETFD, FD_CLOEXEC, 0, 0) >= 0;
     wait_start();
     for (i = 0; i < nhooks; i++) run_hook(i, paths[i], timeouts[i], hargv[i], envs[i], statefd);
     if (statefd >= 0) sc(SYS_close, statefd, 0, 0, 0, 0);
-    /* Started: the container no longer dies with berth run/exec. The socket (run, exec) and the
-     * fifo (create) close at exec, so berth sees EOF on the socket, and `berth start` sees the
-     * fifo lose its last reader, exactly when the program runs: poststart hooks run after it.
-     * Where fcntl is denied the fd is closed here instead, a little early. */
+    /* Started: the container no longer dies with berth run/exec. */
     sc(SYS_prctl, PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    if (sc(SYS_fcntl, waitfd, F_SETFD, FD_CLOEXEC, 0, 0) < 0) {
+    if (!cloexec) {
         sc(SYS_close, waitfd, 0, 0, 0, 0);
         mode = 'f';
     }
