@@ -576,3 +576,87 @@ pub fn execveat_fd(fd: BorrowedFd, argv: &[&CStr], envp: &[&CStr]) -> Errno {
     };
     Errno::last()
 }
+
+/// `personality(2)`: set the execution domain and flags (they survive execve).
+pub fn set_personality(persona: u64) -> nix::Result<()> {
+    // SAFETY: plain syscall with an integer argument.
+    let ret = unsafe { libc::personality(persona as libc::c_ulong) };
+    Errno::result(ret).map(drop)
+}
+
+/// `struct sched_attr` as `sched_setattr(2)` takes it (SCHED_ATTR_SIZE_VER1, 56 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// `sched_setattr(2)` on the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> nix::Result<()> {
+    let mut a = *attr;
+    a.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `a` is a valid sched_attr whose size field matches the struct passed.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio)`: the calling thread's I/O class and level.
+pub fn ioprio_set_self(ioprio: i32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) };
+    Errno::result(ret).map(drop)
+}
+
+/// `set_mempolicy(2)`: `mode` with its MPOL_F_* flags; `nodes` a bitmask, empty for none.
+pub fn set_mempolicy(mode: i32, nodes: &[u64]) -> nix::Result<()> {
+    // The kernel reads maxnode - 1 bits.
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        (nodes.as_ptr(), nodes.len() as libc::c_ulong * 64 + 1)
+    };
+    // SAFETY: `ptr` is NULL or points at `nodes`, which holds maxnode - 1 bits.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    Errno::result(ret).map(drop)
+}
+
+/// `sched_setaffinity(2)` of `pid` (0: the calling thread) to the CPUs set in `mask`.
+pub fn sched_setaffinity(pid: i32, mask: &[u64]) -> nix::Result<()> {
+    // SAFETY: pointer and byte length describe `mask`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid,
+            std::mem::size_of_val(mask),
+            mask.as_ptr(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `sched_getaffinity(2)` of `pid` (0: the calling thread), as a bitmask.
+pub fn sched_getaffinity(pid: i32) -> nix::Result<Vec<u64>> {
+    // Room for 8192 CPUs; the kernel answers EINVAL if it has more.
+    let mut mask = vec![0u64; 128];
+    // SAFETY: pointer and byte length describe `mask`, which the kernel fills.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            pid,
+            std::mem::size_of_val(mask.as_slice()),
+            mask.as_mut_ptr(),
+        )
+    };
+    Errno::result(ret)?;
+    Ok(mask)
+}
