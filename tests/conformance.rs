@@ -208,3 +208,326 @@ fn rshared_root_propagation_makes_bidirectional_mounts_reach_the_host_and_nothin
         env.assert_gone(&id);
     }
 }
+
+/// Field `n` (1-based, as proc(5) numbers them) of a /proc/<pid>/stat line.
+fn stat_field(stat: &str, n: usize) -> i64 {
+    let rest = stat.rsplit_once(") ").expect("a stat line").1;
+    rest.split_whitespace().nth(n - 3).unwrap().parse().unwrap()
+}
+
+/// A container running `sleep 100` with `edit` applied to its config, started with `run -d`.
+fn running(env: &mut Env, prefix: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    env.config["process"]["args"] = json!(["sleep", "100"]);
+    edit(&mut env.config);
+    env.save();
+    let id = env.id(prefix);
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    id
+}
+
+/// `create` fails naming what is wrong, and leaves nothing behind.
+fn refused(env: &mut Env, prefix: &str, edit: impl FnOnce(&mut serde_json::Value), want: &str) {
+    edit(&mut env.config);
+    env.save();
+    let id = env.id(prefix);
+    let o = env.create(&id);
+    assert_ne!(o.code, 0, "{want}: create succeeded");
+    // The error line is logfmt: quotes in the message are escaped.
+    assert!(
+        o.stderr.replace("\\\"", "\"").contains(want),
+        "want {want:?} in: {}",
+        o.stderr
+    );
+    env.assert_gone(&id);
+}
+
+#[test]
+fn personality_linux32_shows_a_32_bit_machine_to_the_init_and_to_exec() {
+    require_root!();
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("skipped: LINUX32 is checked on x86_64");
+        return;
+    }
+    let mut env = Env::new(&["true"]);
+    let id = running(&mut env, "pers", |c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
+    });
+    // The init (pid 1) and an exec'd process: i686, LINUX32 (0x8) | ADDR_NO_RANDOMIZE (0x40000).
+    let o = env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "uname -m; cat /proc/1/personality /proc/self/personality",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "i686\n00040008\n00040008\n");
+    env.berth(&["delete", "--force", &id]).ok();
+    let mut env = Env::new(&["true"]);
+    let run = |env: &mut Env, domain: &str| {
+        env.config["process"]["args"] = json!(["uname", "-m"]);
+        env.config["linux"]["personality"] = json!({ "domain": domain });
+        env.save();
+        let o = env.run(&env.id("pers"));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o.stdout
+    };
+    assert_eq!(run(&mut env, "LINUX"), "x86_64\n");
+    assert_eq!(run(&mut env, "LINUX32"), "i686\n");
+    // Set before any filter: a profile that denies personality(2) does not stop it (runc's test).
+    env.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO"}]});
+    assert_eq!(run(&mut env, "LINUX32"), "i686\n");
+    env.config["process"]["noNewPrivileges"] = json!(true);
+    assert_eq!(run(&mut env, "LINUX32"), "i686\n");
+}
+
+#[test]
+fn bad_personalities_fail_create_and_leave_nothing() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    refused(
+        &mut env,
+        "pers",
+        |c| c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["NO_SUCH_FLAG"]}),
+        "linux.personality.flags: unknown flag \"NO_SUCH_FLAG\"",
+    );
+    refused(
+        &mut env,
+        "pers",
+        |c| c["linux"]["personality"] = json!({"domain": "LINUX64"}),
+        "invalid personality domain LINUX64",
+    );
+}
+
+#[test]
+fn scheduler_policy_nice_and_priority_reach_the_process_and_exec() {
+    require_root!();
+    let mut env = Env::new(&["cat", "/proc/self/stat"]);
+    // SCHED_BATCH (3) at nice 19, the spec's flag name accepted; fields 19 (nice), 41 (policy).
+    env.config["process"]["scheduler"] =
+        json!({"policy": "SCHED_BATCH", "nice": 19, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    env.save();
+    let o = env.run(&env.id("sched"));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        (stat_field(&o.stdout, 41), stat_field(&o.stdout, 19)),
+        (3, 19),
+        "{}",
+        o.stdout
+    );
+    // SCHED_FIFO 10: a realtime policy needs realtime runtime in a v1 cpu cgroup (RT_GROUP_SCHED).
+    let mut env = Env::new(&["true"]);
+    let rt_group = std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists();
+    let id = running(&mut env, "sched", |c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 10});
+        if rt_group {
+            c["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 10000, "realtimePeriod": 1000000});
+        }
+    });
+    // Field 18 is -1 - rt_priority for realtime tasks, 40 the rt_priority, 41 the policy (1).
+    for pid in ["1", "self"] {
+        let o = env.berth(&["exec", &id, "cat", &format!("/proc/{pid}/stat")]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let f = |n| stat_field(&o.stdout, n);
+        assert_eq!((f(41), f(40), f(18)), (1, 10, -11), "{pid}: {}", o.stdout);
+    }
+}
+
+#[test]
+fn bad_schedulers_fail_create_with_runcs_texts_and_leave_nothing() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    let cases = [
+        (
+            json!({"policy": "SCHED_OTHER", "nice": 20}),
+            "invalid scheduler.nice: 20 when scheduler.policy is SCHED_OTHER",
+        ),
+        (
+            json!({"policy": "SCHED_BATCH", "priority": 1}),
+            "scheduler.priority can only be specified for SchedFIFO or SchedRR policy",
+        ),
+        (
+            json!({"policy": "SCHED_FIFO", "priority": 1, "runtime": 100}),
+            "scheduler runtime/deadline/period can only be specified for SchedDeadline policy",
+        ),
+        (json!({"policy": "SCHED_NOPE"}), "invalid scheduler policy: SCHED_NOPE"),
+        (
+            json!({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_NOPE"]}),
+            "invalid scheduler flag: SCHED_FLAG_NOPE",
+        ),
+    ];
+    for (s, want) in cases {
+        refused(&mut env, "sched", |c| c["process"]["scheduler"] = s, want);
+    }
+}
+
+#[test]
+fn io_priority_reaches_the_init_and_exec() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    let id = running(&mut env, "ioprio", |c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 4});
+    });
+    for args in [&["ionice", "-p", "1"][..], &["ionice"][..]] {
+        let mut a = vec!["exec", id.as_str()];
+        a.extend_from_slice(args);
+        let o = env.berth(&a);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(o.stdout, "best-effort: prio 4\n", "{args:?}");
+    }
+    let mut env = Env::new(&["ionice"]);
+    env.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    env.save();
+    let o = env.run(&env.id("ioprio"));
+    assert_eq!((o.code, o.stdout.as_str()), (0, "idle\n"), "{}", o.stderr);
+    refused(
+        &mut env,
+        "ioprio",
+        |c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 8}),
+        "invalid ioPriority.Priority: 8",
+    );
+    refused(
+        &mut env,
+        "ioprio",
+        |c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_NOPE", "priority": 1}),
+        "invalid io priority class: IOPRIO_CLASS_NOPE",
+    );
+}
+
+#[test]
+fn exec_cpu_affinity_applies_to_exec_and_not_to_the_init() {
+    require_root!();
+    let all = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let all = all.trim();
+    if all != "0-1" && !all.starts_with("0-") {
+        eprintln!("skipped: needs CPUs 0 and 1 online (have {all})");
+        return;
+    }
+    let allowed = |o: &Output| {
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| panic!("{}", o.stdout))
+    };
+    let mut env = Env::new(&["true"]);
+    let id = running(&mut env, "affinity", |c| {
+        c["process"]["execCPUAffinity"] = json!({"initial": "1", "final": "0"});
+    });
+    // The container's init keeps every CPU (the spec: not applicable to the init).
+    assert_eq!(allowed(&env.berth(&["exec", &id, "cat", "/proc/1/status"])), all);
+    // From config.json: starts on CPU 1 (the debug log reads it back), ends on CPU 0.
+    let log = env.dir.join("exec.log");
+    let l = log.to_string_lossy().into_owned();
+    let o = env.berth(&["--debug", "--log", &l, "exec", &id, "cat", "/proc/self/status"]);
+    assert_eq!(allowed(&o), "0");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("starts on CPUs 1 (execCPUAffinity.initial 1)"), "{text}");
+    // From process.json (-p): final alone; initial alone gets every CPU back after the join.
+    for (affinity, want) in [(json!({"final": "1"}), "1"), (json!({"initial": "1"}), all)] {
+        let p = env.dir.join("process.json");
+        std::fs::write(
+            &p,
+            json!({"args": ["cat", "/proc/self/status"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                   "execCPUAffinity": affinity})
+            .to_string(),
+        )
+        .unwrap();
+        let o = env.berth(&["exec", "-p", &p.to_string_lossy(), &id]);
+        assert_eq!(allowed(&o), want, "{affinity}");
+    }
+    // Bad lists: exec fails, naming the field.
+    let p = env.dir.join("bad.json");
+    std::fs::write(
+        &p,
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+               "execCPUAffinity": {"final": "70000"}})
+        .to_string(),
+    )
+    .unwrap();
+    let o = env.berth(&["exec", "-p", &p.to_string_lossy(), &id]);
+    assert!(
+        o.code != 0 && o.stderr.contains("invalid execCPUAffinity.final \\\"70000\\\""),
+        "{}",
+        o.stderr
+    );
+    env.berth(&["delete", "--force", &id]).ok();
+    refused(
+        &mut env,
+        "affinity",
+        |c| c["process"]["execCPUAffinity"] = json!({"initial": "3-1"}),
+        "invalid execCPUAffinity.initial \"3-1\"",
+    );
+}
+
+#[test]
+fn memory_policy_shows_in_numa_maps() {
+    require_root!();
+    let mut env = Env::new(&["sh", "-c", "head -n 1 /proc/self/numa_maps | cut -d ' ' -f 2"]);
+    let cases = [
+        (json!({"mode": "MPOL_BIND", "nodes": "0"}), "bind:0"),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+            "bind=static:0",
+        ),
+        (json!({"mode": "MPOL_PREFERRED", "nodes": "0"}), "prefer:0"),
+        (json!({"mode": "MPOL_INTERLEAVE", "nodes": "0"}), "interleave:0"),
+        (json!({"mode": "MPOL_DEFAULT"}), "default"),
+    ];
+    for (policy, want) in cases {
+        env.config["linux"]["memoryPolicy"] = policy.clone();
+        env.save();
+        let o = env.run(&env.id("mpol"));
+        assert_eq!(o.code, 0, "{policy}: {}", o.stderr);
+        assert_eq!(o.stdout.trim(), want, "{policy}");
+    }
+    // exec gets the container's policy too.
+    let id = running(&mut env, "mpol", |c| {
+        c["linux"]["memoryPolicy"] =
+            json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]});
+    });
+    let o = env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "head -n 1 /proc/self/numa_maps | cut -d ' ' -f 2",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "prefer=relative:0");
+}
+
+#[test]
+fn bad_memory_policies_fail_create_with_runcs_texts_and_leave_nothing() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    let cases = [
+        (
+            json!({"mode": "MPOL_DEFAULT", "nodes": "0-7"}),
+            "mode requires 0 nodes but got 8",
+        ),
+        (
+            json!({"mode": "MPOL_BIND"}),
+            "invalid memory policy MPOL_BIND: mode requires at least 1 node but got 0",
+        ),
+        (
+            json!({"mode": "INTERLEAVE", "nodes": "0"}),
+            "invalid memory policy mode \"INTERLEAVE\"",
+        ),
+        (json!({}), "invalid memory policy mode \"\""),
+        (
+            json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES", "badflag"]}),
+            "invalid memory policy flag \"badflag\"",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0-9876543210"}),
+            "invalid memory policy nodes",
+        ),
+    ];
+    for (policy, want) in cases {
+        refused(&mut env, "mpol", |c| c["linux"]["memoryPolicy"] = policy, want);
+    }
+}

@@ -16,8 +16,14 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 /// `-p process.json`'s bytes as exec reads them (the fuzz targets' seam).
-pub fn parse_process(data: &[u8]) -> serde_json::Result<Process> {
-    serde_json::from_slice(data)
+pub fn parse_process(data: &[u8]) -> Result<Process> {
+    match serde_json::from_slice(data) {
+        Ok(p) => Ok(p),
+        Err(e) => match crate::process::attrs::mend(data, false)? {
+            Some(v) => Ok(serde_json::from_value(v)?),
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// The process to run, validated as create validates config.json's: `-p process.json`, or

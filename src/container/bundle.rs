@@ -48,7 +48,14 @@ pub fn load(arg: &str) -> Result<Bundle> {
 /// Parse config.json's bytes (no validation beyond refusing NUL bytes): the seam the fuzz
 /// targets share with `load`.
 pub fn parse(data: &[u8]) -> Result<Spec> {
-    let spec = serde_json::from_slice(data).map_err(parse_error)?;
+    let spec = match serde_json::from_slice(data) {
+        Ok(spec) => spec,
+        // Fields oci-spec parses more strictly than the runtime-spec and runc (process/attrs.rs).
+        Err(e) => match crate::process::attrs::mend(data, true)? {
+            Some(v) => serde_json::from_value(v).map_err(parse_error)?,
+            None => return Err(parse_error(e)),
+        },
+    };
     refuse_nul(data, "config.json")?;
     Ok(spec)
 }

@@ -2,6 +2,7 @@
 //! once, and drives the child through the protocol in sync.rs. The child (init.rs) only
 //! executes the plan and never returns into the parent's code.
 
+pub mod attrs;
 pub mod caps;
 pub mod console;
 pub mod exe_guard;
@@ -84,6 +85,8 @@ pub struct Plan {
     pub trampoline: Option<OwnedFd>,
     /// Where the parent sends the SCMP_ACT_NOTIFY listener fd.
     pub seccomp_listener: Option<crate::seccomp::notify::Listener>,
+    /// Personality, scheduler, I/O priority, memory policy, exec CPU affinity.
+    pub attrs: attrs::Attrs,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -233,6 +236,7 @@ impl Plan {
             domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
             sysctls,
             rlimits: rlimits::list(process)?,
+            attrs: attrs::plan(linux, process, i.exec)?,
             caps: caps::sets(process)?,
             cap_last_cap: caps::last_cap(),
             uid: user.uid(),
@@ -288,7 +292,27 @@ fn join_cgroups(sync: &Sync, cgroup: Option<&CgroupState>, pid: i32) -> Result<(
 
 /// Clone the init (`spawn::clone`'s result), straight into its cgroup on cgroup v2, whose
 /// directory create has made by then; true when it went there, so no join is needed.
+/// `exec` with execCPUAffinity.initial: the child starts on those CPUs (this thread's, which it
+/// inherits) until it is in the container's cgroups.
 fn clone_init(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>, bool)> {
+    let saved = attrs::enter_initial(&plan.attrs)?;
+    let r = clone_into(plan, cgroup);
+    if let Ok((None, _)) = r {
+        // The child: it keeps the initial CPUs.
+        return r;
+    }
+    attrs::restore(saved);
+    if let (Ok((Some(pid), _)), Some(c), true) = (&r, &plan.attrs.affinity_initial, crate::log::debug_enabled()) {
+        let now = crate::sys::sched_getaffinity(*pid).map_or_else(|e| e.to_string(), |m| attrs::list_text(&m));
+        crate::log::debug(&format!(
+            "pid {pid} starts on CPUs {now} (execCPUAffinity.initial {})",
+            c.text
+        ));
+    }
+    r
+}
+
+fn clone_into(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>, bool)> {
     let dir = cgroup
         .filter(|cg| cg.pure_v2())
         .and_then(|cg| crate::sys::open(&cg.paths[0], libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
