@@ -64,3 +64,32 @@ fn feature_claims_match_behaviour() {
     let seccomp_works = env.run(&env.id("seccomp")).code == 0;
     assert_eq!(claims(&f["linux"]["seccomp"]["enabled"]), seccomp_works);
 }
+
+#[test]
+fn features_list_the_memory_policy_modes_and_flags() {
+    let f = features();
+    let names = |k: &str| -> Vec<String> {
+        f["linux"]["memoryPolicy"][k]
+            .as_array()
+            .unwrap_or_else(|| panic!("linux.memoryPolicy.{k} missing"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("modes"),
+        [
+            "MPOL_BIND",
+            "MPOL_DEFAULT",
+            "MPOL_INTERLEAVE",
+            "MPOL_LOCAL",
+            "MPOL_PREFERRED",
+            "MPOL_PREFERRED_MANY",
+            "MPOL_WEIGHTED_INTERLEAVE"
+        ]
+    );
+    assert_eq!(
+        names("flags"),
+        ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+    );
+}

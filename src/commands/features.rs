@@ -20,7 +20,11 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "memoryPolicy": {
+                "modes": crate::process::attrs::MPOL_MODES.iter().map(|m| m.2).collect::<Vec<_>>(),
+                "flags": crate::process::attrs::MPOL_FLAGS.iter().map(|f| f.2).collect::<Vec<_>>()
+            }
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
