@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 
 type Dirs = BTreeMap<String, PathBuf>;
 
-/// The directory of a controller, or a warning that the host lacks it (runc skips a
-/// controller that is not mounted the same way).
-fn dir<'a>(dirs: &'a Dirs, ctrl: &str, field: &str) -> Option<&'a Path> {
-    let d = dirs.get(ctrl).map(PathBuf::as_path);
-    if d.is_none() {
-        warn(&format!(
-            "linux.resources.{field}: the {ctrl} cgroup controller is not available on this host; skipped"
-        ));
+/// The directory of a controller the config sets a limit for. A host without it is an error,
+/// as in runc ("cannot set hugetlb limit: ..."): the runtime-spec says a runtime that cannot
+/// create the environment MUST error, and nobody may believe a limit holds that does not exist.
+fn dir<'a>(dirs: &'a Dirs, ctrl: &str, field: &str) -> Result<&'a Path> {
+    match dirs.get(ctrl) {
+        Some(d) => Ok(d.as_path()),
+        None => bail!(
+            "cannot set {ctrl} limit: the {ctrl} cgroup controller is not available on this host (linux.resources.{field})"
+        ),
     }
-    d
 }
 
 pub fn apply(dirs: &Dirs, r: &LinuxResources, update: bool) -> Result<()> {
@@ -26,60 +26,51 @@ pub fn apply(dirs: &Dirs, r: &LinuxResources, update: bool) -> Result<()> {
         bail!("linux.resources.unified: invalid configuration: cannot use unified on cgroup v1");
     }
     if let Some(p) = r.pids() {
-        if let Some(d) = dir(dirs, "pids", "pids") {
-            pids(d, p.limit())?;
-        }
+        let d = dir(dirs, "pids", "pids")?;
+        pids(d, p.limit())?;
     }
     if let Some(m) = r.memory() {
-        if let Some(d) = dir(dirs, "memory", "memory") {
-            memory(d, m, update)?;
-        }
+        let d = dir(dirs, "memory", "memory")?;
+        memory(d, m, update)?;
     }
     if let Some(c) = r.cpu() {
         if c.cpus().is_some() || c.mems().is_some() {
-            if let Some(d) = dir(dirs, "cpuset", "cpu.cpus") {
-                cpuset(d, c)?;
-            }
+            let d = dir(dirs, "cpuset", "cpu.cpus")?;
+            cpuset(d, c)?;
         }
-        if let Some(d) = dir(dirs, "cpu", "cpu") {
-            cpu(d, c)?;
-        }
+        let d = dir(dirs, "cpu", "cpu")?;
+        cpu(d, c)?;
     }
     if let Some(b) = r.block_io() {
-        if let Some(d) = dir(dirs, "blkio", "blockIO") {
-            blkio(d, b)?;
-        }
+        let d = dir(dirs, "blkio", "blockIO")?;
+        blkio(d, b)?;
     }
     if let Some(h) = r.hugepage_limits().as_ref().filter(|h| !h.is_empty()) {
-        if let Some(d) = dir(dirs, "hugetlb", "hugepageLimits") {
-            for l in h {
-                hugetlb(d, l.page_size(), l.limit(), "limit_in_bytes")?;
-            }
+        let d = dir(dirs, "hugetlb", "hugepageLimits")?;
+        for l in h {
+            hugetlb(d, l.page_size(), l.limit(), "limit_in_bytes")?;
         }
     }
     if let Some(n) = r.network() {
         if let Some(id) = n.class_id() {
-            if let Some(d) = dir(dirs, "net_cls", "network.classID") {
-                write_file(d, "net_cls.classid", &id.to_string())?;
-            }
+            let d = dir(dirs, "net_cls", "network.classID")?;
+            write_file(d, "net_cls.classid", &id.to_string())?;
         }
         if let Some(ps) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
-            if let Some(d) = dir(dirs, "net_prio", "network.priorities") {
-                for p in ps {
-                    write_file(d, "net_prio.ifpriomap", &format!("{} {}", p.name(), p.priority()))?;
-                }
+            let d = dir(dirs, "net_prio", "network.priorities")?;
+            for p in ps {
+                write_file(d, "net_prio.ifpriomap", &format!("{} {}", p.name(), p.priority()))?;
             }
         }
     }
     if let Some(rd) = r.rdma().as_ref().filter(|r| !r.is_empty()) {
-        if let Some(d) = dir(dirs, "rdma", "rdma") {
-            for (dev, l) in rd {
-                write_file(
-                    d,
-                    "rdma.max",
-                    &super::v2::rdma_line(dev, l.hca_handles(), l.hca_objects()),
-                )?;
-            }
+        let d = dir(dirs, "rdma", "rdma")?;
+        for (dev, l) in rd {
+            write_file(
+                d,
+                "rdma.max",
+                &super::v2::rdma_line(dev, l.hca_handles(), l.hca_objects()),
+            )?;
         }
     }
     if let Some(devs) = r.devices() {

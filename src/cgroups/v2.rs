@@ -132,7 +132,10 @@ pub fn apply(d: &Path, r: &LinuxResources, update: bool) -> Result<()> {
         .as_ref()
         .is_some_and(|n| n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
     {
-        warn("linux.resources.network: net_cls/net_prio do not exist on cgroup v2; skipped");
+        // As on v1 without the controllers: a limit that cannot hold is an error, not a warning.
+        bail!(
+            "cannot set net_cls/net_prio limit: these controllers do not exist on cgroup v2 (linux.resources.network)"
+        );
     }
     if let Some(u) = r.unified() {
         unified(d, u)?;
