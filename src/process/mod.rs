@@ -188,7 +188,7 @@ impl Plan {
         let user = process.user();
         let mut env = Vec::new();
         let mut path_env = None;
-        for e in process.env().iter().flatten() {
+        for e in dedup_env(process.env().as_deref().unwrap_or_default()) {
             if let Some(p) = e.strip_prefix("PATH=") {
                 path_env = Some(p.to_string());
             }
@@ -264,6 +264,22 @@ impl Plan {
             },
         })
     }
+}
+
+/// runc's prepareEnv: a key given twice (in process.env, or again by `exec -e`) reaches the
+/// process once, with its last value, where that last one stood; an empty `HOME=` counts as
+/// unset, so the init fills in the user's home.
+pub fn dedup_env(env: &[String]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<&str> = env
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(e.split_once('=').map_or(e.as_str(), |(k, _)| k)))
+        .filter(|e| e.as_str() != "HOME=")
+        .map(String::as_str)
+        .collect();
+    out.reverse();
+    out
 }
 
 /// What the parent holds once the container's init is set up and waiting.
@@ -432,4 +448,22 @@ pub fn write_pid_file(path: &str, pid: i32) -> Result<()> {
     ));
     std::fs::write(&tmp, pid.to_string()).map_err(|e| anyhow!("write pid file {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, p).map_err(|e| anyhow!("write pid file {path}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedup_env;
+
+    #[test]
+    fn env_keeps_the_last_value_of_a_key_where_it_stood() {
+        let env: Vec<String> = ["A=1", "PATH=/bin", "B=2", "A=3", "HOME=", "C"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(dedup_env(&env), ["PATH=/bin", "B=2", "A=3", "C"]);
+        let home: Vec<String> = vec!["HOME=/root".into(), "HOME=".into()];
+        assert!(dedup_env(&home).is_empty());
+        let home: Vec<String> = vec!["HOME=".into(), "HOME=/x".into()];
+        assert_eq!(dedup_env(&home), ["HOME=/x"]);
+    }
 }
