@@ -173,7 +173,36 @@ pub fn validate_process(process: &Process, lsm: crate::process::lsm::HostLsm) ->
 
 /// Every check `create` makes on the config before touching the system, except the rootfs
 /// lookup (which needs the bundle directory).
+/// runtime-spec: ociVersion MUST be in SemVer v2.0.0 format (MAJOR.MINOR.PATCH, numbers without
+/// leading zeros, then an optional -pre.release and +build).
+pub fn is_semver(v: &str) -> bool {
+    let (v, build) = match v.split_once('+') {
+        Some((v, b)) => (v, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match v.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (v, None),
+    };
+    let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let nums: Vec<&str> = core.split('.').collect();
+    nums.len() == 3
+        && nums.iter().all(|n| number(n))
+        && pre.is_none_or(|p| {
+            p.split('.')
+                .all(|i| ident(i) && (!i.bytes().all(|b| b.is_ascii_digit()) || number(i)))
+        })
+        && build.is_none_or(|b| b.split('.').all(ident))
+}
+
 pub fn validate(spec: &Spec) -> Result<()> {
+    if !is_semver(spec.version()) {
+        bail!(
+            "config.json: ociVersion {:?} is not a SemVer 2.0.0 version",
+            spec.version()
+        );
+    }
     let process = spec
         .process()
         .as_ref()
@@ -337,12 +366,41 @@ mod tests {
     /// `\d` meaning ASCII digits only, as in runc's Go regexp.
     #[test]
     fn exec_cpu_affinity_is_still_checked() {
-        for ok in ["0", "0-3", "0-1,3", "1,2,4-7"] {
+        // runc's list syntax also takes an empty list and stray commas (process/attrs.rs).
+        for ok in ["0", "0-3", "0-1,3", "1,2,4-7", "", "1,,2"] {
             let r = with_affinity(ok);
             assert!(r.is_ok(), "{ok:?} refused: {:?}", r.err());
         }
-        for bad in ["", "a", "1-", "1,,2", "0-1;3", "\u{0663}", "1 2"] {
+        for bad in ["a", "1-", "0-1;3", "\u{0663}", "1 2"] {
             assert!(with_affinity(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn oci_version_must_be_semver() {
+        for ok in [
+            "1.0.0",
+            "1.0.2-dev",
+            "1.2.1",
+            "1.0.0-rc5-dev",
+            "1.3.0+abc.1",
+            "10.20.30-alpha.1",
+        ] {
+            assert!(super::is_semver(ok), "{ok}");
+        }
+        for bad in [
+            "invalid",
+            "",
+            "1.0",
+            "1.0.0.0",
+            "01.0.0",
+            "1.0.0-",
+            "1.0.0-01",
+            "1.0.0+",
+            "v1.0.0",
+            "1.0.0-a..b",
+        ] {
+            assert!(!super::is_semver(bad), "{bad}");
         }
     }
 }
