@@ -531,3 +531,86 @@ fn bad_memory_policies_fail_create_with_runcs_texts_and_leave_nothing() {
         refused(&mut env, "mpol", |c| c["linux"]["memoryPolicy"] = policy, want);
     }
 }
+
+#[test]
+fn a_key_given_twice_reaches_the_process_once_with_the_last_value() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "5"]);
+    env.config["process"]["env"] = json!(["PATH=/bin", "A=1", "FOO=config", "A=2", "HOME="]);
+    env.save();
+    let id = env.id("env");
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, &id]).ok();
+    // exec -e overrides a key of process.env (runc keeps the last); an empty HOME counts as
+    // unset and gets the user's home from /etc/passwd.
+    let o = env.berth(&["exec", "-e", "FOO=cli", "-e", "B=x", "-e", "B=y", &id, "env"]);
+    o.ok();
+    let mut lines: Vec<&str> = o.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["A=2", "B=y", "FOO=cli", "HOME=/root", "PATH=/bin"],
+        "{}",
+        o.stdout
+    );
+    env.berth(&["kill", &id, "KILL"]).ok();
+    env.wait_status(&id, "stopped");
+}
+
+#[test]
+fn oci_version_must_be_semver() {
+    let mut env = Env::new(&["true"]);
+    env.config["ociVersion"] = json!("invalid");
+    env.save();
+    let id = env.id("semver");
+    let o = env.create(&id);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains(r#"ociVersion \"invalid\" is not a SemVer 2.0.0 version"#),
+        "{}",
+        o.stderr
+    );
+    env.assert_gone(&id);
+}
+
+#[test]
+fn a_limit_for_a_controller_the_host_lacks_is_an_error_naming_it() {
+    require_root!();
+    // This kind of host has no hugetlb, net_cls or net_prio hierarchy; where one exists the limit
+    // must simply hold, so neither branch passes without checking something.
+    let cases = [
+        (
+            "hugetlb",
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}),
+        ),
+        ("net_cls", json!({"network": {"classID": 1048577}})),
+        (
+            "net_prio",
+            json!({"network": {"priorities": [{"name": "lo", "priority": 1}]}}),
+        ),
+    ];
+    for (ctrl, resources) in cases {
+        let present = std::path::Path::new("/sys/fs/cgroup").join(ctrl).exists()
+            || std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o.trim() == ctrl));
+        let mut env = Env::new(&["true"]);
+        env.config["linux"]["resources"] = resources;
+        env.save();
+        let id = env.id("noctrl");
+        let o = env.run(&id);
+        if present {
+            assert_eq!(o.code, 0, "{ctrl}: {}", o.stderr);
+        } else {
+            assert_ne!(o.code, 0, "{ctrl}: the limit was silently dropped");
+            assert!(
+                o.stderr.contains(&format!("cannot set {ctrl} limit")),
+                "{ctrl}: {}",
+                o.stderr
+            );
+        }
+        env.assert_gone(&id);
+    }
+}

@@ -11,7 +11,7 @@ use crate::namespaces;
 use crate::process::sync::Msg;
 use crate::process::{self, Mode, Plan, PlanInput};
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespace, LinuxSeccomp, Process, Spec};
+use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespace, Process, Spec};
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -122,18 +122,31 @@ pub fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
 
 /// The namespace types and the seccomp profile the container got at create. A container made
 /// by an older berth recorded neither: config.json as it is now is all there is.
-fn inherited(c: &Container) -> Result<(Vec<oci_spec::runtime::LinuxNamespaceType>, Option<LinuxSeccomp>)> {
-    let (list, seccomp) = match &c.state.inherit {
-        Some(i) => (i.namespaces.clone(), c.inherited_seccomp()?),
+/// What the exec'd process inherits from the container, as create applied it: namespace types,
+/// the seccomp profile, and the container-wide personality and memory policy (in a `Linux`).
+fn inherited(c: &Container) -> Result<(Vec<oci_spec::runtime::LinuxNamespaceType>, Linux)> {
+    let mut linux = Linux::default();
+    let list = match &c.state.inherit {
+        Some(i) => {
+            linux
+                .set_seccomp(c.inherited_seccomp()?)
+                .set_personality(i.personality.clone())
+                .set_memory_policy(i.memory_policy.clone());
+            i.namespaces.clone()
+        }
         None => {
-            let linux = read_config(Path::new(&c.state.bundle))?
+            let config = read_config(Path::new(&c.state.bundle))?
                 .linux()
                 .clone()
                 .unwrap_or_default();
-            (linux.namespaces().clone().unwrap_or_default(), linux.seccomp().clone())
+            linux
+                .set_seccomp(config.seccomp().clone())
+                .set_personality(config.personality().clone())
+                .set_memory_policy(config.memory_policy().clone());
+            config.namespaces().clone().unwrap_or_default()
         }
     };
-    Ok((list.iter().map(|n| n.typ()).collect(), seccomp))
+    Ok((list.iter().map(|n| n.typ()).collect(), linux))
 }
 
 pub fn run(g: &Global, e: &Exec) -> Result<i32> {
@@ -154,7 +167,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if !terminal && e.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate a tty");
     }
-    let (types, seccomp) = inherited(&c)?;
+    let (types, mut linux) = inherited(&c)?;
     // Every namespace of the container, new or joined at create, through the init we checked:
     // its /proc directory is verified after opening, and the namespaces are opened through it.
     let pid = c.state.pid;
@@ -162,7 +175,6 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         .init_proc_dir()
         .ok_or_else(|| anyhow!("cannot exec in a stopped container"))?;
     let ns = namespaces::join_process(proc_dir.as_fd(), pid, &types)?;
-    let mut linux = Linux::default();
     linux.set_namespaces(Some(
         types
             .iter()
@@ -174,7 +186,6 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
             })
             .collect(),
     ));
-    linux.set_seccomp(seccomp);
     let mut spec = Spec::default();
     spec.set_process(Some(process))
         .set_linux(Some(linux))

@@ -83,6 +83,11 @@ pub struct Inherited {
     /// Create loaded a seccomp filter; its profile is in SECCOMP_FILE.
     #[serde(default)]
     pub seccomp: bool,
+    /// linux.personality and linux.memoryPolicy: container-wide, so exec'd processes get them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
 }
 
 impl State {
@@ -366,6 +371,8 @@ impl Container {
         self.state.inherit = Some(Inherited {
             namespaces: linux.namespaces().clone().unwrap_or_default(),
             seccomp: seccomp.is_some(),
+            personality: linux.personality().clone(),
+            memory_policy: linux.memory_policy().clone(),
         });
         Ok(())
     }
@@ -539,6 +546,8 @@ mod tests {
             inherit: Some(Inherited {
                 namespaces: linux.namespaces().clone().unwrap(),
                 seccomp: true,
+                personality: Some(serde_json::from_str(r#"{"domain":"LINUX32"}"#).unwrap()),
+                memory_policy: None,
             }),
             ..Default::default()
         };
