@@ -9,7 +9,10 @@
 #
 # Knobs: BENCH_ROUNDS (5) x BENCH_RUNS (8) samples per latency cell, BENCH_LOOP_ROUNDS (3) for the
 # 50-container rows, BENCH_RSS (3) create runs per runtime and round for peak RSS,
-# BENCH_ONLY="run create ..." to measure a subset, BENCH_OUT (integration/bench/RESULTS.md).
+# BENCH_ONLY="run create ..." to measure a subset, BENCH_OUT (integration/bench/RESULTS.md),
+# BENCH_BASELINE=/path/to/other/berth: that binary runs interleaved in the same rounds as a
+# fourth runtime, and a second table compares the two berths (a before/after that load on the
+# machine cannot skew).
 # Nothing here asserts on timings: the targets section is informational.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +39,10 @@ OUT=${BENCH_OUT:-$HERE/RESULTS.md}
 PREP=$HERE/prep.sh
 RTS=(berth crun runc)
 declare -A BIN=([berth]=$BERTH_BIN [crun]=$(command -v crun) [runc]=$(command -v runc))
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  RTS+=(base)
+  BIN[base]=$BENCH_BASELINE
+fi
 declare -A NA=()
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # The source measured: taken now, and without the results file itself, which this run rewrites.
@@ -162,8 +169,8 @@ measure() {
   if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
   echo "bench: $key" >&2
   for ((r = 0; r < rounds; r++)); do
-    for i in 0 1 2; do
-      rt=${RTS[$(((r + i) % 3))]}
+    for ((i = 0; i < ${#RTS[@]}; i++)); do
+      rt=${RTS[$(((r + i) % ${#RTS[@]}))]}
       [ -n "${NA[$key.$rt]:-}" ] && continue
       "m_$key" "$rt"
     done
@@ -200,6 +207,17 @@ ratio() { # KEY RT: berth median / RT median
   awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}'
 }
 samples() { [ -s "$DATA/$1.berth" ] && wc -l <"$DATA/$1.berth" || echo 0; }
+base_row() { # KEY LABEL: berth, the baseline, their ratio, and each one's ratio to crun
+  local key=$1
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
+  local b c x
+  b=$([ -s "$DATA/$key.berth" ] && median "$DATA/$key.berth")
+  x=$([ -s "$DATA/$key.base" ] && median "$DATA/$key.base")
+  c=$([ -s "$DATA/$key.crun" ] && median "$DATA/$key.crun")
+  [ -n "$b" ] && [ -n "$x" ] && [ -n "$c" ] || return 0
+  awk -v l="$2" -v b="$b" -v x="$x" -v c="$c" \
+    'BEGIN {printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", l, b, x, b / x, b / c, x / c}'
+}
 row() { # KEY LABEL UNIT SCALE DECIMALS
   local key=$1
   if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
@@ -252,6 +270,24 @@ memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   printf '| binary + shared libraries | MiB | %s (%s libs) | %s (%s libs) | %s (%s libs) | - | - | - |\n' \
     "$(mib "$(with_libs "${BIN[berth]}")")" "$(nlibs "${BIN[berth]}")" "$(mib "$(with_libs "${BIN[crun]}")")" "$(nlibs "${BIN[crun]}")" \
     "$(mib "$(with_libs "${BIN[runc]}")")" "$(nlibs "${BIN[runc]}")"
+  if [ -n "${BENCH_BASELINE:-}" ]; then
+    echo
+    echo "Baseline in the same rounds: $("${BIN[base]}" --version | awk '/^commit/ {print "commit " $2}') ($BENCH_BASELINE)"
+    echo
+    echo "| measurement (ms) | berth | baseline | berth/baseline | berth/crun | baseline/crun |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    base_row run '`run` /bin/true'
+    base_row create '`create`'
+    base_row start '`start`'
+    base_row state '`state`'
+    base_row kill '`kill KILL`'
+    base_row delete '`delete`'
+    base_row cycle '`create && start && delete -f`'
+    base_row exec '`exec /bin/true`'
+    base_row seccomp_run '`run` with the seccomp profile'
+    base_row seq50 '50 x `run`, back to back'
+    base_row par2 '50 x `run`, 2 at a time'
+  fi
   echo
   echo "Targets from the issue (informational, never asserted): run <= 0.8 x crun; create+start+delete <= 0.8 x crun;"
   echo "state, start, kill, delete each under 2 ms; berth's peak RSS during create <= crun's."
