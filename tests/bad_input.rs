@@ -153,10 +153,6 @@ fn invalid_fields_name_the_field() {
         (|c| c["process"]["args"] = json!([]), "process.args"),
         (|c| c["process"]["cwd"] = json!("relative"), "process.cwd"),
         (
-            |c| c["process"]["capabilities"]["bounding"] = json!(["CAP_NOPE"]),
-            "CAP_NOPE",
-        ),
-        (
             |c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
             "RLIMIT_BOGUS",
         ),

@@ -114,9 +114,10 @@ fn exec_user_cwd_env_caps_nnp() {
     assert_ne!(eff & (1 << 21), 0, "CAP_SYS_ADMIN added by --cap");
     assert_eq!(field(&o.stdout, "CapInh:"), "0000000000000000");
     assert_eq!(field(&o.stdout, "NoNewPrivs:"), "1");
+    // An unknown name is warned about and left out (runtime-spec 1.2, runc).
     let o = env.berth(&["exec", "--cap", "CAP_BOGUS", &id, "true"]);
-    assert_eq!(o.code, 255);
-    assert!(o.stderr.contains("CAP_BOGUS"));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("CAP_BOGUS"), "{}", o.stderr);
 }
 
 #[test]
@@ -206,7 +207,6 @@ fn exec_process_json_is_validated_like_config_json() {
         (|p| p["args"] = json!(["sh\0", "-c"]), "args[0] contains a NUL byte"),
         (|p| p["env"] = json!(["NOEQUALS"]), "invalid environment variable"),
         (|p| p["env"] = json!(["=x"]), "invalid environment variable"),
-        (|p| p["capabilities"] = json!({"bounding": ["CAP_NOPE"]}), "CAP_NOPE"),
         (
             |p| p["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]),
             "RLIMIT_NOFILE soft limit 10 is above its hard limit 5",

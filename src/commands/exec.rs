@@ -91,9 +91,14 @@ pub fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
     }
     if !e.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for name in &e.cap {
-            let c: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
-                .map_err(|_| anyhow!("unknown capability {name:?}"))?;
+            let Ok(c) = serde_json::from_value::<Capability>(serde_json::Value::String(name.clone())) else {
+                // runc passes --cap on to its init, which warns about an unknown name and
+                // leaves it out.
+                unknown.push(name.clone());
+                continue;
+            };
             // runc adds --cap to every set but inheritable (CVE-2022-29162).
             let add = |s: &Option<Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
@@ -108,6 +113,7 @@ pub fn process_for(e: &Exec, spec: &Spec) -> Result<Process> {
             );
             caps.set_bounding(b).set_effective(ef).set_permitted(p).set_ambient(a);
         }
+        process::caps::warn_ignored(unknown);
         p.set_capabilities(Some(caps));
     }
     // Applied (or refused when the host lacks the LSM) by the same code as create's labels.

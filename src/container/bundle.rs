@@ -166,7 +166,6 @@ pub fn validate_process(process: &Process, lsm: crate::process::lsm::HostLsm) ->
             Some(_) => {}
         }
     }
-    crate::process::caps::validate(process)?;
     crate::process::lsm::plan(process.apparmor_profile(), process.selinux_label(), &None, lsm)?;
     crate::process::rlimits::validate(process)
 }

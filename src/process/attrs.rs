@@ -449,8 +449,10 @@ pub fn restore(saved: Option<Vec<u64>>) {
 /// When strict parsing of config.json (`spec`) or process.json fails, look at the raw JSON:
 /// a bad value in one of these fields gets runc's text (oci-spec's error names no field), and
 /// what the runtime-spec allows but oci-spec 0.10 refuses is mended: the spec's scheduler flag
-/// names (oci-spec spells them differently) and runc's list syntax for execCPUAffinity ("",
-/// blanks, stray commas). Ok(None): nothing of ours, the parser's own error stands.
+/// names (oci-spec spells them differently), runc's list syntax for execCPUAffinity ("",
+/// blanks, stray commas), a process without `user`, and capability names oci-spec does not
+/// know (dropped with runc's warning: the runtime-spec says warn, not fail). Ok(None): nothing
+/// of ours, the parser's own error stands.
 pub fn mend(data: &[u8], spec: bool) -> Result<Option<Value>> {
     let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
         return Ok(None);
@@ -492,6 +494,36 @@ fn check_linux(l: &Value) -> Result<()> {
 
 fn mend_process(p: &mut Value) -> Result<bool> {
     let mut changed = false;
+    if p.get("user").is_none_or(Value::is_null) {
+        // Only `cwd` is required in process (runtime-spec); without `user`, runc runs 0:0.
+        p["user"] = serde_json::json!({});
+        changed = true;
+    }
+    let mut unknown = Vec::new();
+    for set in p
+        .get_mut("capabilities")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|c| c.values_mut())
+    {
+        if let Some(list) = set.as_array_mut() {
+            list.retain(|c| match c.as_str() {
+                // Not a string: the parser's own error.
+                None => true,
+                Some(name) => {
+                    let known = serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+                    if !known {
+                        unknown.push(name.to_string());
+                    }
+                    known
+                }
+            });
+        }
+    }
+    if !unknown.is_empty() {
+        super::caps::warn_ignored(unknown);
+        changed = true;
+    }
     if let Some(io) = p.get("ioPriority").filter(|v| v.is_object()) {
         if let Some(c) = io.get("class").and_then(Value::as_str) {
             if !["IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"].contains(&c) {
@@ -702,7 +734,18 @@ mod tests {
             (a.initial().as_deref(), a.cpu_affinity_final().as_deref()),
             (None, Some("0-1"))
         );
+        // A process without `user` runs as 0:0; unknown capability names are left out.
+        let raw = json!({"cwd": "/", "args": ["sh"],
+            "capabilities": {"bounding": ["CAP_KILL", "CAP_NOPE"], "effective": ["CAP_X"]}});
+        assert!(serde_json::from_value::<Process>(raw.clone()).is_err());
+        let p: Process = serde_json::from_value(mend(raw.to_string().as_bytes(), false).unwrap().unwrap()).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let c = p.capabilities().as_ref().unwrap();
+        assert_eq!(c.bounding().as_ref().unwrap().len(), 1);
+        assert!(c.effective().as_ref().unwrap().is_empty());
         // Nothing of ours: the parser's own error stands.
-        assert!(mend(b"{\"process\": {\"args\": 5}}", true).unwrap().is_none());
+        assert!(mend(b"{\"process\": {\"args\": 5, \"user\": {}}}", true)
+            .unwrap()
+            .is_none());
     }
 }

@@ -15,36 +15,54 @@ pub struct CapSets {
     pub ambient: u64,
 }
 
-fn cap_bit(c: &oci_spec::runtime::Capability) -> Result<u64> {
-    let name = format!("CAP_{c}");
-    let cap: caps::Capability = name.parse().map_err(|_| anyhow!("unknown capability {name:?}"))?;
-    Ok(cap.bitmask())
+/// The bit of a capability this kernel has (up to its cap_last_cap, `last`); None for one it
+/// does not know.
+fn cap_bit(c: &oci_spec::runtime::Capability, last: u32) -> Option<u64> {
+    let cap: caps::Capability = format!("CAP_{c}").parse().ok()?;
+    (u32::from(cap.index()) <= last).then(|| cap.bitmask())
 }
 
-fn mask(set: &Option<Capabilities>, field: &str) -> Result<u64> {
+fn mask(set: &Option<Capabilities>, last: u32, ignored: &mut Vec<String>) -> u64 {
     let mut m = 0;
     for c in set.iter().flatten() {
-        m |= cap_bit(c).map_err(|e| anyhow!("process.capabilities.{field}: {e}"))?;
+        match cap_bit(c, last) {
+            Some(bit) => m |= bit,
+            None => ignored.push(format!("CAP_{c}")),
+        }
     }
-    Ok(m)
+    m
 }
 
-/// None when the config has no `capabilities` object: the process keeps none.
-pub fn sets(process: &Process) -> Result<CapSets> {
+/// The five sets as bitmasks; none when the config has no `capabilities` object. A capability
+/// this kernel lacks (above `last`, the host's cap_last_cap) is left out and named in the
+/// second value, as runc leaves out "unavailable" ones (a set bit there would make capset fail).
+pub fn sets(process: &Process, last: u32) -> (CapSets, Vec<String>) {
+    let mut ignored = Vec::new();
     let Some(c) = process.capabilities() else {
-        return Ok(CapSets::default());
+        return (CapSets::default(), ignored);
     };
-    Ok(CapSets {
-        bounding: mask(c.bounding(), "bounding")?,
-        effective: mask(c.effective(), "effective")?,
-        permitted: mask(c.permitted(), "permitted")?,
-        inheritable: mask(c.inheritable(), "inheritable")?,
-        ambient: mask(c.ambient(), "ambient")?,
-    })
+    let sets = CapSets {
+        bounding: mask(c.bounding(), last, &mut ignored),
+        effective: mask(c.effective(), last, &mut ignored),
+        permitted: mask(c.permitted(), last, &mut ignored),
+        inheritable: mask(c.inheritable(), last, &mut ignored),
+        ambient: mask(c.ambient(), last, &mut ignored),
+    };
+    (sets, ignored)
 }
 
-pub fn validate(process: &Process) -> Result<()> {
-    sets(process).map(drop)
+/// runc's warning for capability names it leaves out (runtime-spec 1.2: an unknown capability
+/// MUST be warned about and SHOULD NOT fail the container): sorted, each name once.
+pub fn warn_ignored(mut names: Vec<String>) {
+    if names.is_empty() {
+        return;
+    }
+    names.sort();
+    names.dedup();
+    crate::log::warn(&format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        names.join(" ")
+    ));
 }
 
 /// The host's highest capability number, read by the parent from the host's procfs. The init
@@ -130,4 +148,25 @@ pub fn apply(sets: &CapSets) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_the_kernel_lacks_are_left_out_and_named() {
+        let p: Process = serde_json::from_value(serde_json::json!({
+            "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "capabilities": {"bounding": ["CAP_CHOWN", "CAP_CHECKPOINT_RESTORE"], "ambient": ["CAP_BPF"]}
+        }))
+        .unwrap();
+        let (s, ignored) = sets(&p, 40);
+        assert_eq!((s.bounding, s.ambient), (1 | 1 << 40, 1 << 39));
+        assert!(ignored.is_empty());
+        // A kernel whose last capability is CAP_BPF (39): CAP_CHECKPOINT_RESTORE is unavailable.
+        let (s, ignored) = sets(&p, 39);
+        assert_eq!((s.bounding, s.ambient), (1, 1 << 39));
+        assert_eq!(ignored, ["CAP_CHECKPOINT_RESTORE"]);
+    }
 }

@@ -205,6 +205,9 @@ impl Plan {
             bail!("process.args must not be empty");
         }
         let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle, i.state_root)?;
+        let cap_last_cap = caps::last_cap();
+        let (caps, ignored) = caps::sets(process, cap_last_cap);
+        caps::warn_ignored(ignored);
         let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
         sysctls.sort();
         Ok(Plan {
@@ -237,8 +240,8 @@ impl Plan {
             sysctls,
             rlimits: rlimits::list(process)?,
             attrs: attrs::plan(linux, process, i.exec)?,
-            caps: caps::sets(process)?,
-            cap_last_cap: caps::last_cap(),
+            caps,
+            cap_last_cap,
             uid: user.uid(),
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
