@@ -186,6 +186,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         // drop (runc's standard_init_linux.go order).
         load_seccomp(plan, sync)?;
     }
+    // runc (finalizeNamespace): the cwd is entered while still privileged, so a user that
+    // cannot search it still starts there; only a permission error is retried as the user
+    // (a cwd on a volume owned by the container's user that root may not search, e.g. NFS).
+    let cwd_as_user = enter_cwd(plan, true)?;
     super::caps::drop_bounding(&plan.caps, plan.cap_last_cap)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
     match sys::setgroups(&plan.groups) {
@@ -196,9 +200,13 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     }
     step(&format!("setgid {}", plan.gid), sys::setresgid(plan.gid))?;
     step(&format!("setuid {}", plan.uid), sys::setresuid(plan.uid))?;
+    if cwd_as_user {
+        // Before the configured capabilities: the retry is the user's own access.
+        enter_cwd(plan, false)?;
+    }
+    check_cwd()?;
     super::caps::apply(&plan.caps)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
-    enter_cwd(plan)?;
     if plan.no_new_privs {
         step("set no_new_privs", sys::set_no_new_privs())?;
     }
@@ -457,10 +465,19 @@ fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {
     Ok(())
 }
 
-fn enter_cwd(plan: &Plan) -> Result<()> {
-    nix::unistd::chdir(plan.cwd.as_c_str())
-        .map_err(|e| anyhow!("chdir to cwd ({:?}) set in config.json failed: {e}", plan.cwd))?;
-    // A cwd reached through a leaked fd would lie outside the root (CVE-2024-21626).
+/// chdir to process.cwd. `privileged`: the first attempt, whose EACCES/EPERM is not an error
+/// yet (true: try again as the user, after setuid).
+fn enter_cwd(plan: &Plan, privileged: bool) -> Result<bool> {
+    match nix::unistd::chdir(plan.cwd.as_c_str()) {
+        Ok(()) => Ok(false),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if privileged => Ok(true),
+        Err(e) => bail!("chdir to cwd ({:?}) set in config.json failed: {e}", plan.cwd),
+    }
+}
+
+/// The final cwd must be inside the container's root: one reached through a leaked fd would
+/// lie outside it (CVE-2024-21626), and getcwd(2) then answers "(unreachable)/...".
+fn check_cwd() -> Result<()> {
     let cwd = nix::unistd::getcwd().context("getcwd")?;
     if !cwd.is_absolute() {
         bail!("current working directory is outside of the container root");
