@@ -59,6 +59,22 @@ pub fn open_in_rootfs(root: BorrowedFd, size: Option<(u16, u16)>) -> Result<(Own
     Ok((master, peer))
 }
 
+/// runc (fixStdioPermissions): the process's uid owns its pty, so a non-root process can use
+/// its terminal (stty, a shell's job control). The group stays what devpts gave it (the
+/// mount's gid=, the tty group). A uid the kernel refuses (unmapped in the user namespace:
+/// EINVAL; an owner unmapped there: EPERM; EROFS) leaves the pty as it is, as in runc.
+pub fn give_to_user(peer: &OwnedFd, uid: u32) -> Result<()> {
+    use nix::errno::Errno;
+    let st = nix::sys::stat::fstat(peer.as_raw_fd()).map_err(|e| anyhow!("stat the pty: {e}"))?;
+    if st.st_uid == uid {
+        return Ok(());
+    }
+    match nix::unistd::fchown(peer.as_raw_fd(), Some(nix::unistd::Uid::from_raw(uid)), None) {
+        Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => Ok(()),
+        Err(e) => bail!("chown the pty to uid {uid}: {e}"),
+    }
+}
+
 /// The peer becomes stdin/stdout/stderr and our controlling terminal.
 pub fn attach(peer: &OwnedFd) -> Result<()> {
     for target in 0..3 {

@@ -190,6 +190,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // cannot search it still starts there; only a permission error is retried as the user
     // (a cwd on a volume owned by the container's user that root may not search, e.g. NFS).
     let cwd_as_user = enter_cwd(plan, true)?;
+    if let Some(peer) = &tty {
+        console::give_to_user(peer, plan.uid)?;
+    }
     super::caps::drop_bounding(&plan.caps, plan.cap_last_cap)?;
     step("keep capabilities across setuid", sys::set_keepcaps())?;
     match sys::setgroups(&plan.groups) {
