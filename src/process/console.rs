@@ -100,8 +100,22 @@ pub fn hand_over(master: Option<OwnedFd>, socket: Option<&str>) -> Result<Option
             send_to_socket(path, &m)?;
             Ok(None)
         }
-        (m, _) => Ok(m),
+        (Some(m), None) => {
+            // runc's foreground relay (tty.go recvtty): the process's "\n" reaches our stdout
+            // as it is; a terminal there adds its own "\r" (RawMode keeps OPOST), a file or a
+            // pipe gets the bytes the process wrote.
+            clear_onlcr(m.as_fd()).map_err(|e| anyhow!("clear ONLCR on the pty: {e}"))?;
+            Ok(Some(m))
+        }
+        (None, _) => Ok(None),
     }
+}
+
+fn clear_onlcr(master: BorrowedFd) -> nix::Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    let mut t = tcgetattr(master)?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t)
 }
 
 /// Restores the caller's terminal settings when the relay ends.
@@ -115,6 +129,9 @@ impl RawMode {
         };
         let mut raw = orig.clone();
         nix::sys::termios::cfmakeraw(&mut raw);
+        // As containerd/console's SetRaw (runc): output processing stays on, so the pty's bare
+        // "\n" (ONLCR is off there, see hand_over) still starts a new line on our terminal.
+        raw.output_flags.insert(nix::sys::termios::OutputFlags::OPOST);
         let _ = nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
         RawMode(Some(orig))
     }
