@@ -1,8 +1,9 @@
 //! Attributes of the container's process that survive execve, so the init sets them on itself
 //! right before it execs: linux.personality, process.scheduler, process.ioPriority,
-//! linux.memoryPolicy and, for `exec` only, process.execCPUAffinity. Everything is parsed and
-//! checked here, in the parent, with runc's texts where runc has one; the init only issues the
-//! syscalls (`apply`), and the parent sets the initial CPU affinity around the clone.
+//! linux.memoryPolicy and the CPU affinity (process.execCPUAffinity for `exec`, otherwise
+//! every CPU of the container's cpuset). Everything is parsed and checked here, in the parent,
+//! with runc's texts where runc has one; the init only issues the syscalls (`apply`), and the
+//! parent sets the initial CPU affinity around the clone.
 
 use crate::sys::{self, SchedAttr};
 use anyhow::{anyhow, bail, Result};
@@ -160,7 +161,7 @@ pub fn plan(linux: &Linux, process: &Process, exec: bool) -> Result<Attrs> {
         // The process must not stay on the initial CPUs: as runc, it gets every CPU back once
         // in the cgroups (the kernel keeps it within their cpuset).
         fin = Some(CpuList {
-            mask: vec![u64::MAX; 128],
+            mask: ALL_CPUS.to_vec(),
             text: "all".into(),
         });
     }
@@ -390,6 +391,9 @@ pub fn list_text(mask: &[u64]) -> String {
 /// affinity comes after the cgroup join (joining a cpuset resets it); personality last, since
 /// its flags may change how the init's own later allocations are placed.
 pub fn apply(a: &Attrs) -> Result<()> {
+    if a.affinity_final.is_none() {
+        reset_affinity();
+    }
     if let Some(m) = &a.mempolicy {
         sys::set_mempolicy(m.mode, &m.nodes).map_err(|e| anyhow!("set memory policy {}: {e}", m.name))?;
     }
@@ -408,6 +412,22 @@ pub fn apply(a: &Attrs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every CPU the container's cpuset allows, not the caller's affinity. Since Linux 6.2 ("sched:
+/// Enforce user requested affinity") joining a cpuset keeps an affinity the caller set (a
+/// systemd unit's CPUAffinity=, `taskset berth run`), so without this the container would stay
+/// on those CPUs; runc resets it the same way (libct: reset CPU affinity by default). The
+/// kernel narrows an all-ones mask to the cpuset's CPUs, and keeps it as the requested mask,
+/// so a later change of the cpuset applies in full. Before the scheduler: a SCHED_DEADLINE
+/// task may not change its affinity. A failure leaves the inherited affinity (runc: a warning).
+fn reset_affinity() {
+    if let Err(e) = sys::sched_setaffinity(0, &ALL_CPUS) {
+        crate::log::debug(&format!("reset CPU affinity to the cpuset's CPUs: {e}"));
+    }
+}
+
+/// 8192 CPUs, the kernel's largest NR_CPUS: more than any cpumask, which the kernel truncates.
+const ALL_CPUS: [u64; 128] = [u64::MAX; 128];
 
 fn scheduler_error(s: &Scheduler, e: nix::errno::Errno) -> anyhow::Error {
     let what = format!(

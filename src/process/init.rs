@@ -176,8 +176,8 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // the few still needed is closed now, before any seccomp filter that may deny close_range.
     let keep = Kept::prepare(plan, sync, tty.as_ref(), hook_state.as_deref())?;
     super::rlimits::apply(&plan.rlimits)?;
-    // Personality, scheduler, I/O priority, memory policy and (exec) the final CPU affinity all
-    // survive execve. Set now: inside the cgroups (joining a cpuset resets the affinity), while
+    // Personality, scheduler, I/O priority, memory policy and the CPU affinity (the cpuset's
+    // CPUs, or exec's execCPUAffinity.final) all survive execve. Set now: inside the cgroups (joining a cpuset resets the affinity), while
     // still privileged (SCHED_FIFO needs CAP_SYS_NICE, IOPRIO_CLASS_RT CAP_SYS_ADMIN) and before
     // any seccomp filter, which may deny these syscalls (runc sets them before its filter too).
     super::attrs::apply(&plan.attrs)?;
