@@ -5,7 +5,8 @@ use crate::cli::CreateOpts;
 use crate::container::bundle;
 use crate::container::state::{set_mode, CgroupState, Container, FIFO, FIFO_MODE};
 use crate::process::sync::Msg;
-use crate::process::{self, Launched, Mode, Plan, PlanInput};
+use crate::process::{self, Event, Launched, Mode, Plan, PlanInput};
+use crate::rootfs::inplace::InPlace;
 use anyhow::{anyhow, bail, Result};
 use nix::sys::signal::{SigSet, Signal};
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,10 +21,12 @@ fn listen_fds() -> u32 {
     }
 }
 
-/// Removes everything a failed create made (process, cgroups, state dir) unless disarmed.
+/// Removes everything a failed create made (process, cgroups, mounts in a namespace the
+/// container shares, state dir) unless disarmed.
 struct Cleanup {
     dir: Option<std::path::PathBuf>,
     cgroup: Option<CgroupState>,
+    in_place: Option<InPlace>,
 }
 
 impl Drop for Cleanup {
@@ -31,6 +34,11 @@ impl Drop for Cleanup {
         if let Some(cg) = &self.cgroup {
             cg.kill_all_and_wait();
             let _ = cg.destroy();
+        }
+        if let Some(r) = &self.in_place {
+            if let Err(e) = crate::rootfs::inplace::remove(r) {
+                crate::log::warn(&format!("{e:#}"));
+            }
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
@@ -61,6 +69,7 @@ impl Made {
         self.launched.guard.disarm();
         self._cleanup.dir = None;
         self._cleanup.cgroup = None;
+        self._cleanup.in_place = None;
     }
 }
 
@@ -91,6 +100,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     let mut cleanup = Cleanup {
         dir: Some(container.dir.clone()),
         cgroup: None,
+        in_place: None,
     };
     let linux = b
         .spec
@@ -167,9 +177,24 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     ));
     // Paths the init joins: made before the join (root) or already (rootless).
     let cg = cleanup.cgroup.clone();
-    let launched = process::launch(&plan, cg.as_ref(), &mut || {
-        if cgroup.is_some() && !cgroups_first {
-            make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
+    let joined_mntns = plan
+        .ns
+        .joins
+        .iter()
+        .find(|j| j.flag == libc::CLONE_NEWNS)
+        .map(|j| (j.path.as_path(), j.fd.as_fd()));
+    let launched = process::launch(&plan, cg.as_ref(), &mut |event| {
+        match event {
+            Event::BeforeJoin if cgroup.is_some() && !cgroups_first => {
+                make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
+            }
+            Event::BeforeJoin => {}
+            Event::RootMount(id) => {
+                let r = crate::rootfs::inplace::record(id, &b.rootfs, joined_mntns)?;
+                container.state.in_place = Some(r.clone());
+                container.save()?;
+                cleanup.in_place = Some(r);
+            }
         }
         Ok(())
     })?;
@@ -284,15 +309,16 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         .run_hooks("poststart", crate::container::state::Status::Running);
     m.container.unlock();
     let pid = m.launched.pid;
+    let mut relay = None;
     if let Some(l) = listener {
         let alive = move || crate::container::state::proc_stat(pid).is_some_and(|(_, s)| s != 'Z');
         if detach {
             l.forward_ready(pid, alive)?;
         } else {
             // The foreground run waits for the process meanwhile; READY is relayed beside it.
-            std::thread::spawn(move || {
+            relay = Some(std::thread::spawn(move || {
                 let _ = l.forward_ready(pid, alive);
-            });
+            }));
         }
     }
     if detach {
@@ -304,6 +330,12 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
         None => wait_forward(pid, &set),
     };
     if !keep {
+        let joined_mntns = m.container.state.in_place.as_ref().is_some_and(|r| r.ns_path.is_some());
+        if let (Some(t), true) = (relay, joined_mntns) {
+            // Its mounts are removed from inside the joined namespace, and setns(2) wants a
+            // single-threaded process: the relay ends within 100 ms of the process's exit.
+            let _ = t.join();
+        }
         // Re-read under the lock: a concurrent `delete --force` may have removed it already.
         if let Ok(c) = Container::load(&g.root, id, true) {
             super::delete::destroy(&c)?;

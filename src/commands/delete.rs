@@ -31,6 +31,11 @@ fn destroy_with(c: &Container, init: Option<std::os::fd::OwnedFd>) -> Result<()>
         c.state.cgroup.kill_all_and_wait();
         c.state.cgroup.destroy()
     });
+    if let Some(p) = &c.state.in_place {
+        // No mount namespace of its own: its mounts outlive it unless removed, and on failure
+        // the state that records them stays for another delete.
+        crate::rootfs::inplace::remove(p)?;
+    }
     c.run_hooks("poststop", Status::Stopped);
     c.remove_dir()?;
     r

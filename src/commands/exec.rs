@@ -11,8 +11,8 @@ use crate::namespaces;
 use crate::process::sync::Msg;
 use crate::process::{self, Mode, Plan, PlanInput};
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespace, Process, Spec};
-use std::os::fd::AsFd;
+use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespace, LinuxNamespaceType, Process, Spec};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 /// `-p process.json`'s bytes as exec reads them (the fuzz targets' seam).
@@ -155,6 +155,27 @@ fn inherited(c: &Container) -> Result<(Vec<oci_spec::runtime::LinuxNamespaceType
     Ok((list.iter().map(|n| n.typ()).collect(), linux))
 }
 
+/// A container without a mount namespace of its own (rootfs/inplace.rs) has the host's (or a
+/// joined) one, whose root is not the container's: the process is chrooted into its init's
+/// root, opened here through the verified /proc directory. When this berth runs in another
+/// mount namespace than the init (an inherited one is otherwise not joined), it joins the
+/// init's too.
+fn in_place_root(proc_dir: BorrowedFd, pid: i32, types: &mut Vec<LinuxNamespaceType>) -> Result<OwnedFd> {
+    let mnt = LinuxNamespaceType::Mount;
+    if !types.contains(&mnt) {
+        let theirs = crate::sys::openat(proc_dir, "ns/mnt", libc::O_RDONLY, 0)
+            .map_err(|e| anyhow!("open /proc/{pid}/ns/mnt: {e}"))?;
+        let ours = crate::sys::open("/proc/self/ns/mnt", libc::O_RDONLY, 0)
+            .map_err(|e| anyhow!("open /proc/self/ns/mnt: {e}"))?;
+        let id = crate::rootfs::inplace::ns_id;
+        if id(theirs.as_fd())? != id(ours.as_fd())? {
+            types.push(mnt);
+        }
+    }
+    crate::sys::openat(proc_dir, "root", libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| anyhow!("open the root of the container's init (/proc/{pid}/root): {e}"))
+}
+
 pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let c = Container::load(&g.root, &e.id, false)?;
     match c.status() {
@@ -173,13 +194,17 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if !terminal && e.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate a tty");
     }
-    let (types, mut linux) = inherited(&c)?;
+    let (mut types, mut linux) = inherited(&c)?;
     // Every namespace of the container, new or joined at create, through the init we checked:
     // its /proc directory is verified after opening, and the namespaces are opened through it.
     let pid = c.state.pid;
     let proc_dir = c
         .init_proc_dir()
         .ok_or_else(|| anyhow!("cannot exec in a stopped container"))?;
+    let exec_root = match &c.state.in_place {
+        Some(_) => Some(in_place_root(proc_dir.as_fd(), pid, &mut types)?),
+        None => None,
+    };
     let ns = namespaces::join_process(proc_dir.as_fd(), pid, &types)?;
     linux.set_namespaces(Some(
         types
@@ -212,7 +237,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     }
     let set = super::create::forward_set();
     let old = crate::sys::block_signals(&set).map_err(|err| anyhow!("block signals: {err}"))?;
-    let plan = Plan::build_with(
+    let mut plan = Plan::build_with(
         PlanInput {
             spec: &spec,
             bundle: bundle_dir,
@@ -230,8 +255,9 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         },
         ns,
     )?;
+    plan.exec_root = exec_root;
     let cg = (!cgroup.paths.is_empty()).then_some(&cgroup);
-    let mut launched = process::launch(&plan, cg, &mut || Ok(()))?;
+    let mut launched = process::launch(&plan, cg, &mut |_| Ok(()))?;
     if let Some(p) = &e.pid_file {
         process::write_pid_file(p, launched.pid)?;
     }

@@ -71,6 +71,10 @@ pub struct State {
     /// then falls back to config.json as it is now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inherit: Option<Inherited>,
+    /// No mount namespace of the container's own: where its mounts are, for delete to remove
+    /// them and for exec to enter its root (rootfs/inplace.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place: Option<crate::rootfs::inplace::InPlace>,
 }
 
 /// Recorded by create for `exec`, which must give its process what the container has, not

@@ -59,6 +59,14 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             )
         })?;
     }
+    if let Some(root) = &plan.exec_root {
+        // exec into a container without a mount namespace of its own: the namespace joined
+        // (the host's, or the one create joined) has the host's root, not the container's;
+        // the container's is its init's, a chroot (rootfs/inplace.rs). runc leaves the
+        // process at the namespace's root, in the host's filesystem.
+        step("chdir to the container's root", nix::unistd::fchdir(root.as_raw_fd()))?;
+        step("chroot into the container's root", nix::unistd::chroot("."))?;
+    }
     if plan.userns_in_child {
         // Joined namespaces first (they need our host capabilities), then the new user namespace.
         step("unshare user namespace", sys::unshare(libc::CLONE_NEWUSER))?;
@@ -117,7 +125,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if let Some(rootfs) = &plan.rootfs {
         // Device nodes and mount points get exactly the modes the config asks for.
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        let root = setup::prepare(rootfs)?;
+        let root = setup::prepare(rootfs, &|id| {
+            let id = i32::try_from(id).map_err(|_| anyhow!("mount id {id} of the rootfs clone is out of range"))?;
+            sync.send(&Msg::RootMount(id))?;
+            sync.expect(Msg::RootMountSaved)
+        })?;
         setup::mount_all(root.as_fd(), rootfs, &|| enter_cgroups(plan, sync, &entered))?;
         // Device nodes only inside the cgroups: a v1 devices cgroup also governs mknod.
         enter_cgroups(plan, sync, &entered)?;

@@ -87,6 +87,9 @@ pub struct Plan {
     pub seccomp_listener: Option<crate::seccomp::notify::Listener>,
     /// Personality, scheduler, I/O priority, memory policy, exec CPU affinity.
     pub attrs: attrs::Attrs,
+    /// exec into a container without a mount namespace of its own: its init's root (opened
+    /// through the verified /proc/<pid>), which joining the namespace does not give.
+    pub exec_root: Option<OwnedFd>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -131,8 +134,10 @@ impl Plan {
             .process()
             .as_ref()
             .ok_or_else(|| anyhow!("config.json: process must be set"))?;
-        if !i.exec && ns.new & libc::CLONE_NEWNS == 0 {
-            bail!("linux.namespaces: berth needs a new mount namespace for the rootfs");
+        if !i.exec && ns.new & libc::CLONE_NEWNS == 0 && ns.new & libc::CLONE_NEWUSER != 0 {
+            // The mount namespace (the runtime's, or a joined one) is owned by another user
+            // namespace: a process in the new one may not mount there at all.
+            bail!("linux.namespaces: a new user namespace needs a new mount namespace: it cannot mount in the runtime's or a joined one");
         }
         let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
         let fast = ns.joins.is_empty() && ns.new & CLONE_NEWTIME == 0;
@@ -180,6 +185,8 @@ impl Plan {
             )?)
         };
         if let Some(r) = rootfs.as_mut() {
+            // runtime-spec: an omitted mount namespace is the runtime's, a path is joined.
+            r.in_place = ns.new & libc::CLONE_NEWNS == 0;
             lsm::label_mounts(&mut r.mounts, linux.mount_label());
             if let (true, Some(dir)) = (userns, i.state_root) {
                 crate::rootfs::idmap::detach_private(&mut r.mounts, dir, r.root_propagation)?;
@@ -240,6 +247,7 @@ impl Plan {
             sysctls,
             rlimits: rlimits::list(process)?,
             attrs: attrs::plan(linux, process, i.exec)?,
+            exec_root: None,
             caps,
             cap_last_cap,
             uid: user.uid(),
@@ -344,14 +352,18 @@ fn clone_into(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>,
     Ok((spawn::clone(plan.clone_flags)?, false))
 }
 
+/// What `launch` asks of its caller while the init sets up.
+pub enum Event {
+    /// Right after Go: make the cgroups the init then joins (create), so that kernel work
+    /// overlaps the init's.
+    BeforeJoin,
+    /// The init is about to attach a rootfs clone with this mount id in a namespace the
+    /// container shares (rootfs/inplace.rs): record it before the init goes on.
+    RootMount(u64),
+}
+
 /// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
-/// `before_join` runs right after Go, while the init sets up: it makes the cgroups the init
-/// then joins (create), so that kernel work overlaps the init's.
-pub fn launch(
-    plan: &Plan,
-    cgroup: Option<&CgroupState>,
-    before_join: &mut dyn FnMut() -> Result<()>,
-) -> Result<Launched> {
+pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Event) -> Result<()>) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
     let mut guard = PidGuard::default();
     let (child, in_cgroup) = clone_init(plan, cgroup)?;
@@ -377,7 +389,7 @@ pub fn launch(
         write_oom(pid, v)?;
     }
     ours.send(&Msg::Go)?;
-    before_join()?;
+    on(Event::BeforeJoin)?;
     if in_cgroup {
         ours.send(&Msg::Joined)?;
     } else if !plan.fork_after {
@@ -427,6 +439,11 @@ pub fn launch(
                 if !in_cgroup {
                     join_cgroups(&ours, cgroup, p)?;
                 }
+            }
+            Some(Msg::RootMount(id)) => {
+                let id = u64::try_from(id).map_err(|_| anyhow!("sync: bad mount id {id}"))?;
+                on(Event::RootMount(id))?;
+                ours.send(&Msg::RootMountSaved)?;
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(_, m)) => bail!("{m}"),

@@ -10,6 +10,8 @@
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
 //! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
+//! | 4'| child → parent | `RootMount(id)`    | no mount namespace of the container's own: the mount id of the rootfs clone about to be attached (rootfs/inplace.rs) |
+//! | 4'| parent → child | `RootMountSaved`   | answer to the above: recorded in state.json, so delete finds it even if create dies now |
 //! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
 //! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
 //! | 4"| parent → child | `HooksDone(pid)`   | the init's host pid, for the state JSON the child's createContainer/startContainer hooks read (the child builds it: with annotations it can outgrow one message) |
@@ -41,6 +43,8 @@ pub enum Msg {
     PidSeen,
     Joined,
     ExecFailed(i32, String),
+    RootMount(i32),
+    RootMountSaved,
 }
 
 impl Msg {
@@ -61,6 +65,8 @@ impl Msg {
             Msg::PidSeen => (13, 0, ""),
             Msg::Joined => (14, 0, ""),
             Msg::ExecFailed(e, p) => (15, *e, p.as_str()),
+            Msg::RootMount(id) => (16, *id, ""),
+            Msg::RootMountSaved => (17, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -90,6 +96,8 @@ impl Msg {
             13 => Msg::PidSeen,
             14 => Msg::Joined,
             15 => Msg::ExecFailed(num, String::from_utf8_lossy(&b[5..]).into_owned()),
+            16 => Msg::RootMount(num),
+            17 => Msg::RootMountSaved,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -251,6 +259,8 @@ mod tests {
             Msg::Pid(42),
             Msg::Error(13, "mount proc on /proc: EACCES".into()),
             Msg::Start,
+            Msg::RootMount(77),
+            Msg::RootMountSaved,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));

@@ -4,6 +4,7 @@
 
 mod copy;
 pub mod idmap;
+pub mod inplace;
 pub mod resolve;
 pub mod setup;
 
@@ -95,6 +96,9 @@ pub struct RootfsPlan {
     pub masked: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub no_pivot: bool,
+    /// No mount namespace of the container's own (inherited or joined): the rootfs is a tree
+    /// attached in that namespace, entered with chroot (inplace.rs).
+    pub in_place: bool,
     /// The container has a user namespace: device nodes are bind-mounted from the host (mknod is
     /// refused there) and sysfs/mqueue fall back to binds when their namespace is not ours.
     pub userns: bool,
@@ -623,6 +627,7 @@ impl RootfsPlan {
             masked: linux.masked_paths().clone().unwrap_or_default(),
             readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
             no_pivot,
+            in_place: false,
             userns,
             cgroup_ns,
             cgroup_mounts,

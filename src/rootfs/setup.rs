@@ -1,5 +1,6 @@
-//! Child side of the rootfs: runs inside the container's new mount namespace, before
-//! pivot_root, with the host's /proc and /dev still visible (trusted: the config's mounts all
+//! Child side of the rootfs: runs inside the container's new mount namespace (or on a clone
+//! of the rootfs in the namespace it shares: inplace.rs), before pivot_root, with the host's
+//! /proc and /dev still visible (trusted: the config's mounts all
 //! land under the rootfs, resolved in-root, so nothing the container controls covers them).
 
 use super::resolve;
@@ -17,8 +18,13 @@ fn show(p: &Path) -> String {
 }
 
 /// Make the host's mounts unreachable for propagation, then make the rootfs a mount point of
-/// its own (pivot_root needs one). Returns an O_PATH fd of the new root mount.
-pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
+/// its own (pivot_root needs one). Returns an O_PATH fd of the new root mount. `record` is
+/// called with the mount id of a tree about to be attached in a namespace the container
+/// shares (`in_place`); it returns once the parent has saved it.
+pub fn prepare(plan: &RootfsPlan, record: &dyn Fn(u64) -> Result<()>) -> Result<OwnedFd> {
+    if plan.in_place {
+        return prepare_in_place(plan, record);
+    }
     mount(NONE, "/", NONE, plan.root_propagation, NONE)
         .map_err(|e| anyhow!("make / {:?}: {e}", plan.root_propagation))?;
     if plan.root_propagation.contains(MsFlags::MS_SHARED) {
@@ -34,6 +40,44 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
     .map_err(|e| anyhow!("bind rootfs {} onto itself: {e}", plan.rootfs.display()))?;
     sys::open(&plan.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
         .map_err(|e| anyhow!("open rootfs {}: {e}", plan.rootfs.display()))
+}
+
+/// The rootfs in a mount namespace the container shares (inplace.rs): no existing mount is
+/// touched (not the propagation of `/`, not the rootfs's parent); the init's root is a clone of
+/// the rootfs attached over it, and everything the container mounts lands on that clone.
+fn prepare_in_place(plan: &RootfsPlan, record: &dyn Fn(u64) -> Result<()>) -> Result<OwnedFd> {
+    let path = crate::rootfs::cstr(&plan.rootfs.to_string_lossy())?;
+    let shown = plan.rootfs.display();
+    // Recursive, as runc's rbind of the rootfs: mounts already under it stay visible.
+    let tree = sys::open_tree_clone(&path, true).map_err(|e| anyhow!("clone the mount of rootfs {shown}: {e}"))?;
+    // The clone is a peer of the mounts it copies: made a slave (private for `private`, and
+    // for `shared`, which runc applies to a private root after pivot_root: `enter` does it
+    // here after chroot), nothing the container mounts on it reaches the namespace's other
+    // mounts, while theirs still reach the container (runc's default rslave).
+    let prop = if plan
+        .root_propagation
+        .intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SHARED)
+    {
+        MsFlags::MS_PRIVATE
+    } else {
+        MsFlags::MS_SLAVE
+    };
+    sys::mount_setattr(tree.as_fd(), true, 0, 0, prop.bits())
+        .map_err(|e| anyhow!("set propagation of the rootfs clone: {e}"))?;
+    let id = sys::mount_id(tree.as_fd()).map_err(|e| anyhow!("mount id of the rootfs clone: {e}"))?;
+    // Saved in state.json before it is attached: from then on delete can find and remove it.
+    record(id)?;
+    let at = sys::open(&plan.rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
+        .map_err(|e| anyhow!("open rootfs {shown}: {e}"))?;
+    sys::move_mount(tree.as_fd(), at.as_fd()).map_err(|e| anyhow!("attach the rootfs clone over {shown}: {e}"))?;
+    // Attached under a shared mount, the kernel made the tree shared again (a new peer group,
+    // with copies in the parent's peers, e.g. every namespace cloned from a systemd host):
+    // once more a slave, before anything is mounted on it, so nothing of the container's
+    // reaches them. The copies of the tree itself go when delete detaches it.
+    sys::mount_setattr(tree.as_fd(), true, 0, 0, prop.bits())
+        .map_err(|e| anyhow!("set propagation of the rootfs clone: {e}"))?;
+    // The tree's fd now names the root of the attached mount.
+    Ok(tree)
 }
 
 /// runc's rootfsParentMountPrivate: with a shared `/`, the mount the rootfs lives on is made
@@ -424,7 +468,12 @@ pub fn make_cwd(root: BorrowedFd, cwd: &std::ffi::CStr) -> Result<()> {
 /// pivot_root(".", ".") then detach the old root, so nothing of the host stays reachable
 /// (a chroot alone can be escaped). With --no-pivot: MS_MOVE + chroot, as runc does.
 pub fn enter(root: OwnedFd, plan: &RootfsPlan) -> Result<()> {
-    if plan.no_pivot {
+    if plan.in_place {
+        // The namespace is shared (inplace.rs): pivot_root would change the root of every
+        // process in it, and MS_MOVE would move the rootfs over theirs.
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)).context("chdir to rootfs")?;
+        nix::unistd::chroot(".").map_err(|e| anyhow!("chroot into {}: {e}", plan.rootfs.display()))?;
+    } else if plan.no_pivot {
         nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)).context("chdir to rootfs")?;
         mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).map_err(|e| anyhow!("move rootfs to /: {e}"))?;
         nix::unistd::chroot(".").map_err(|e| anyhow!("chroot: {e}"))?;

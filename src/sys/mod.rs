@@ -173,6 +173,29 @@ pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// The mount id (as /proc/<pid>/mountinfo shows it) of the mount `fd` is on: statx(2)
+/// STATX_MNT_ID (kernel 5.8), which needs no procfs in the caller's mount namespace.
+pub fn mount_id(fd: BorrowedFd) -> nix::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: "" is a valid C string; `st` is a statx buffer the kernel fills.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            st.as_mut_ptr(),
+        )
+    };
+    Errno::result(ret)?;
+    // SAFETY: statx succeeded, so the buffer is initialised (it was zeroed before anyway).
+    let st = unsafe { st.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// `pidfd_open(2)`: a handle that keeps naming this process even if its pid is reused.
 pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
