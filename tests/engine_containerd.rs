@@ -6,6 +6,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+const IMAGE: &str = "localhost/berth-bb:latest";
+
+/// A missing prerequisite: fatal under CI (a test that cannot run must not pass there),
+/// otherwise the test is skipped with the reason.
+fn skip(reason: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "prerequisite missing under CI: {reason}"
+    );
+    eprintln!("skipped: {reason}");
+}
+
 struct Containerd {
     dir: PathBuf,
     daemon: Child,
@@ -122,16 +134,7 @@ impl Containerd {
 
     /// A detached task `id` running `sleep 1000`.
     fn run_detached_sleep(&self, id: &str) {
-        let args = [
-            "run",
-            "-d",
-            "--runc-binary",
-            BERTH,
-            "localhost/berth-bb:latest",
-            id,
-            "sleep",
-            "1000",
-        ];
+        let args = ["run", "-d", "--runc-binary", BERTH, IMAGE, id, "sleep", "1000"];
         let (code, _, err) = self.out(&args);
         assert_eq!(code, 0, "{err}");
     }
@@ -139,7 +142,7 @@ impl Containerd {
     fn run(&self, extra: &[&str], id: &str, cmd: &[&str]) -> (i32, String, String) {
         let mut args = vec!["run", "--rm", "--runc-binary", BERTH];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["localhost/berth-bb:latest", id]);
+        args.extend_from_slice(&[IMAGE, id]);
         args.extend_from_slice(cmd);
         self.out(&args)
     }
@@ -243,4 +246,176 @@ fn containerd_pause_resume_and_ps() {
     assert_eq!(code, 0, "{err}");
     assert!(c.out(&["tasks", "ls"]).1.contains("RUNNING"));
     assert_eq!(c.out(&["tasks", "kill", "-s", "SIGKILL", "pr"]).0, 0);
+}
+
+/// A pid namespace whose init is a `sleep` that never reaps, as a pod's sandbox holds the
+/// namespace its containers join (Kubernetes' shareProcessNamespace).
+struct PidNsHolder {
+    unshare: Child,
+    /// The namespace's init, as the host sees it.
+    init: i32,
+}
+
+impl PidNsHolder {
+    fn new() -> Option<PidNsHolder> {
+        let spawned = Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut unshare) = spawned else {
+            skip("needs unshare (util-linux) to hold a pid namespace");
+            return None;
+        };
+        let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(init) = list.split_whitespace().next() {
+                return Some(PidNsHolder {
+                    unshare,
+                    init: init.parse().unwrap(),
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = unshare.kill();
+                let _ = unshare.wait();
+                panic!("unshare --pid --fork made no child");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ns_path(&self) -> String {
+        format!("/proc/{}/ns/pid", self.init)
+    }
+
+    /// The host pid of the process that is `nspid` in this namespace (alive or a zombie: the
+    /// holder never reaps what is reparented to it).
+    fn host_pid(&self, nspid: i32) -> Option<i32> {
+        let ns = std::fs::read_link(self.ns_path()).unwrap();
+        std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let ids: Vec<&str> = status
+                .lines()
+                .find(|l| l.starts_with("NSpid:"))?
+                .split_whitespace()
+                .collect();
+            let inner = ids.len() >= 3 && ids[ids.len() - 1] == nspid.to_string();
+            (inner && std::fs::read_link(e.path().join("ns/pid")).ok()? == ns).then_some(pid)
+        })
+    }
+}
+
+impl Drop for PidNsHolder {
+    fn drop(&mut self) {
+        // SIGKILL from the parent namespace reaches its init, and the kernel then kills
+        // everything else in it.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.init), nix::sys::signal::SIGKILL);
+        let _ = self.unshare.wait();
+    }
+}
+
+/// Dead: reaped, or a zombie (nothing runs, and its open files, the container's stdout among
+/// them, are closed).
+fn dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// A container without a pid namespace of its own does not take its processes with it when
+/// its init exits. The runc shim then runs `kill --all ID 9` (runc.ShouldKillAllOnExit: the
+/// config joins a pid namespace), after the init is gone. berth must still signal what is left
+/// in the container's cgroup: else the child lives on holding the container's stdout, and
+/// `ctr run` returns only when the shim gives up waiting for the output (2 s), after which
+/// `delete` kills the child.
+#[test]
+fn containerd_shared_pid_namespace_init_exit_kills_the_rest() {
+    let Some(c) = Containerd::new() else { return };
+    let Some(holder) = PidNsHolder::new() else { return };
+    let with_ns = format!("pid:{}", holder.ns_path());
+    let script = "echo one; echo two; sleep 1000 & echo $!; echo three";
+    let mut ctr = c
+        .cmd(&[
+            "run",
+            "--rm",
+            "--runc-binary",
+            BERTH,
+            "--with-ns",
+            &with_ns,
+            IMAGE,
+            "orphan",
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = ctr.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send((line.unwrap(), Instant::now()));
+        }
+    });
+    let mut lines = Vec::new();
+    let mut child = None;
+    let mut last = None;
+    while let Ok((line, at)) = rx.recv_timeout(Duration::from_secs(20)) {
+        if lines.len() == 2 {
+            let nspid: i32 = line.parse().unwrap_or_else(|_| panic!("the child's pid, not {line:?}"));
+            child = Some(holder.host_pid(nspid).expect("the child in the holder's pid namespace"));
+        }
+        lines.push(line);
+        if lines.len() == 4 {
+            last = Some(at);
+            break;
+        }
+    }
+    let (Some(child), Some(last)) = (child, last) else {
+        let _ = ctr.kill();
+        let _ = ctr.wait();
+        panic!("ctr run printed {lines:?}");
+    };
+    // The init exits right after its last line.
+    while !dead(child) && last.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let child_dead_after = last.elapsed();
+    let status = loop {
+        if let Some(st) = ctr.try_wait().unwrap() {
+            break st;
+        }
+        if last.elapsed() > Duration::from_secs(20) {
+            let _ = ctr.kill();
+            let _ = ctr.wait();
+            panic!("ctr run did not return");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let returned_after = last.elapsed();
+    reader.join().unwrap();
+    lines.extend(rx.try_iter().map(|(l, _)| l));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut ctr.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(lines[..2], ["one", "two"]);
+    assert_eq!(lines[3..], ["three"], "all the output, nothing after it");
+    eprintln!("child dead after {child_dead_after:?}, ctr run returned after {returned_after:?}");
+    assert!(
+        child_dead_after < Duration::from_secs(1),
+        "the child outlived the init by {child_dead_after:?}"
+    );
+    assert!(
+        returned_after < Duration::from_secs(1),
+        "ctr run returned {returned_after:?} after the init exited"
+    );
 }
