@@ -2,7 +2,7 @@
 //! private daemon per test process and an image built from a local busybox rootfs.
 mod common;
 use common::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -418,4 +418,64 @@ fn containerd_shared_pid_namespace_init_exit_kills_the_rest() {
         returned_after < Duration::from_secs(1),
         "ctr run returned {returned_after:?} after the init exited"
     );
+}
+
+/// A directory bind-mounted onto itself and made shared, as a kubelet's pod volume directory
+/// is; the mounts in it are undone on drop.
+struct SharedDir(PathBuf);
+
+impl SharedDir {
+    fn new(p: PathBuf) -> SharedDir {
+        use nix::mount::{mount, MsFlags};
+        std::fs::create_dir_all(p.join("inner")).unwrap();
+        mount(Some(&p), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        let d = SharedDir(p);
+        mount(None::<&str>, &d.0, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
+        d
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        unmount_under(&self.0);
+    }
+}
+
+fn mount_points_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Kubernetes' `mountPropagation: Bidirectional` as containerd's CRI plugin writes it:
+/// rootfsPropagation rshared and an rbind mount with rshared. A mount the container makes in
+/// the volume reaches the host; without rshared on the rootfs it does not.
+#[test]
+fn containerd_bidirectional_mount_propagation_reaches_the_host() {
+    let Some(c) = Containerd::new() else { return };
+    let vol = SharedDir::new(c.dir.join("vol"));
+    let inner = vol.0.join("inner").to_string_lossy().into_owned();
+    let bind = format!("type=bind,src={},dst=/vol,options=rbind:rshared", vol.0.display());
+    let script = "mount -t tmpfs bidir /vol/inner && echo mounted";
+    for (propagation, reaches_host) in [(Some("rshared"), true), (None, false)] {
+        let mut extra = vec!["--cap-add", "CAP_SYS_ADMIN", "--mount", &bind];
+        if let Some(p) = propagation {
+            extra.extend_from_slice(&["--rootfs-propagation", p]);
+        }
+        let (code, out, err) = c.run(&extra, "bidir", &["sh", "-c", script]);
+        assert_eq!((code, out.as_str()), (0, "mounted\n"), "{propagation:?}: {err}");
+        let mounted = mount_points_under(&vol.0).contains(&inner);
+        assert_eq!(mounted, reaches_host, "{propagation:?}: tmpfs on {inner} on the host");
+        // Nothing of the container (its rootfs, /proc, /dev) stays mounted on the host.
+        let state = c.dir.join("state");
+        let leaked = mount_points_under(&state);
+        assert!(leaked.is_empty(), "{propagation:?}: {leaked:?}");
+        if mounted {
+            nix::mount::umount2(inner.as_str(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        }
+    }
 }
