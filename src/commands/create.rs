@@ -67,6 +67,9 @@ struct Made {
 impl Made {
     fn disarm(&mut self) {
         self.launched.guard.disarm();
+        if let Some(n) = self.launched.net_devices.as_mut() {
+            n.disarm();
+        }
         self._cleanup.dir = None;
         self._cleanup.cgroup = None;
         self._cleanup.in_place = None;

@@ -276,6 +276,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     for d in linux.devices().iter().flatten() {
         crate::rootfs::check_device(d)?;
     }
+    crate::namespaces::netdev::validate(linux)?;
     crate::process::lsm::plan(&None, &None, linux.mount_label(), lsm)?;
     Ok(())
 }

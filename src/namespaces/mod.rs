@@ -1,5 +1,7 @@
 //! linux.namespaces -> clone flags, joins by path (opened in the parent), id maps.
 
+pub mod netdev;
+
 use anyhow::{anyhow, Context, Result};
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType as T};
 use std::os::fd::{BorrowedFd, OwnedFd};

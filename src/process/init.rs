@@ -79,6 +79,13 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if plan.unshare_flags != 0 {
         step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
     }
+    if !plan.net_devices.is_empty() {
+        // The container's network namespace exists from here on (joined, or made at clone or
+        // by the unshare above): the parent moves linux.netDevices into it now, before any
+        // hook or process of the container runs (runc moves them at the same point).
+        sync.send(&Msg::NetDevices)?;
+        sync.expect(Msg::NetDevicesDone)?;
+    }
     if !plan.ns.time_offsets.is_empty() {
         // Offsets can only be set before any process enters the new time namespace.
         std::fs::write("/proc/self/timens_offsets", &plan.ns.time_offsets).context("write timens_offsets")?;

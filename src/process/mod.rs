@@ -44,6 +44,8 @@ pub struct Plan {
     pub become_root: bool,
     /// The container has a user namespace (new or joined).
     pub userns: bool,
+    /// linux.netDevices, resolved on the host (empty for exec).
+    pub net_devices: Vec<namespaces::netdev::Dev>,
     /// None for `exec`: the process joins a container whose rootfs is already set up.
     pub rootfs: Option<RootfsPlan>,
     pub exec: bool,
@@ -125,6 +127,10 @@ impl Plan {
 
     /// `build` with the namespaces already opened (exec: the init's, see namespaces::join_process).
     pub fn build_with(i: PlanInput, ns: NsPlan) -> Result<Plan> {
+        let net_devices = match (i.exec, i.spec.linux()) {
+            (false, Some(linux)) => namespaces::netdev::plan(linux, &ns)?,
+            _ => Vec::new(),
+        };
         let spec = i.spec;
         let linux = spec
             .linux()
@@ -222,6 +228,7 @@ impl Plan {
             clone_flags,
             unshare_flags,
             userns_in_child: !fast && ns.new & libc::CLONE_NEWUSER != 0,
+            net_devices,
             fork_after,
             new_cgroupns,
             become_root,
@@ -300,6 +307,8 @@ pub struct Launched {
     pub console: Option<OwnedFd>,
     pub sync: Sync,
     pub guard: PidGuard,
+    /// linux.netDevices moved in: given back if the create fails (netdev.rs).
+    pub net_devices: Option<namespaces::netdev::Moved>,
 }
 
 fn write_oom(pid: i32, v: i32) -> Result<()> {
@@ -397,6 +406,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Even
     }
     let mut init_pid = pid;
     let mut console = None;
+    let mut net_devices = None;
     loop {
         let (msg, fd) = match ours.recv_fd()? {
             Some((m, fd)) => (Some(m), fd),
@@ -423,6 +433,10 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Even
                     bail!("sync: seccomp listener fd without a listener configured");
                 };
                 crate::seccomp::notify::send_to_agent(l, init_pid, std::os::fd::AsFd::as_fd(&fd))?;
+            }
+            Some(Msg::NetDevices) => {
+                net_devices = Some(namespaces::netdev::move_in(&plan.net_devices, init_pid)?);
+                ours.send(&Msg::NetDevicesDone)?;
             }
             Some(Msg::MapRequest) => {
                 namespaces::write_maps(pid, &plan.ns)?;
@@ -456,6 +470,7 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Even
         console,
         sync: ours,
         guard,
+        net_devices,
     })
 }
 

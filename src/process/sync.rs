@@ -8,6 +8,8 @@
 //! | 1'| parent → child | `Joined`           | the init is in the container's cgroups: after Go, or after `PidSeen` on the fork path; right after Go when it was cloned into its cgroup (CLONE_INTO_CGROUP, cgroup v2). The parent writes cgroup.procs while the init sets up (the first write waits for an RCU grace period); the init waits for it before the first cgroup mount and device nodes (see init.rs). It may arrive while the child waits for another message: `Sync` remembers it |
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
+//! | 2'| child → parent | `NetDevices`       | only with linux.netDevices: the child is in the container's network namespace (joined, or made at clone or by its unshare), before its fork and anything else; the parent moves the devices into /proc/<pid>/ns/net |
+//! | 3'| parent → child | `NetDevicesDone`   | answer to 2': the devices are in, renamed, with their addresses, up |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
 //! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
 //! | 4'| child → parent | `RootMount(id)`    | no mount namespace of the container's own: the mount id of the rootfs clone about to be attached (rootfs/inplace.rs) |
@@ -45,6 +47,8 @@ pub enum Msg {
     ExecFailed(i32, String),
     RootMount(i32),
     RootMountSaved,
+    NetDevices,
+    NetDevicesDone,
 }
 
 impl Msg {
@@ -67,6 +71,8 @@ impl Msg {
             Msg::ExecFailed(e, p) => (15, *e, p.as_str()),
             Msg::RootMount(id) => (16, *id, ""),
             Msg::RootMountSaved => (17, 0, ""),
+            Msg::NetDevices => (18, 0, ""),
+            Msg::NetDevicesDone => (19, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -98,6 +104,8 @@ impl Msg {
             15 => Msg::ExecFailed(num, String::from_utf8_lossy(&b[5..]).into_owned()),
             16 => Msg::RootMount(num),
             17 => Msg::RootMountSaved,
+            18 => Msg::NetDevices,
+            19 => Msg::NetDevicesDone,
             t => bail!("unknown sync message tag {t}"),
         })
     }

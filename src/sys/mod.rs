@@ -2,6 +2,7 @@
 //! `nix::Result` so callers attach context naming the path or value; fds are `OwnedFd`.
 
 pub mod bpf;
+pub mod netlink;
 
 use nix::errno::Errno;
 use nix::NixPath;
