@@ -1,4 +1,4 @@
-//! runtime-spec 1.3.0: linux.netDevices moved into the container.
+//! runtime-spec 1.3.0: linux.netDevices moved into the container, linux.intelRdt refused.
 mod common;
 use common::*;
 use serde_json::json;
@@ -235,4 +235,28 @@ fn net_devices_refusals_have_runc_texts() {
         o.stderr
     );
     env.assert_root_empty();
+}
+
+#[test]
+fn intel_rdt_is_refused_with_runc_text() {
+    for rdt in [
+        json!({}),
+        json!({"closID": "berth"}),
+        json!({"schemata": ["L3:0=f"]}),
+        json!({"enableMonitoring": true}),
+        json!({"l3CacheSchema": "L3:0=f", "memBwSchema": "MB:0=50"}),
+    ] {
+        let mut env = Env::new(&["true"]);
+        env.config["linux"]["intelRdt"] = rdt.clone();
+        env.save();
+        let o = env.create(&env.id("rdt"));
+        assert_eq!(o.code, 1, "{rdt}: {}", o.stderr);
+        assert!(
+            o.stderr
+                .contains("intelRdt is specified in config, but Intel RDT is not supported or enabled"),
+            "{rdt}: {}",
+            o.stderr
+        );
+        env.assert_root_empty();
+    }
 }

@@ -277,6 +277,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
         crate::rootfs::check_device(d)?;
     }
     crate::namespaces::netdev::validate(linux)?;
+    // berth has no resctrl support: a config asking for RDT (closID, schemata, monitoring, the
+    // older CAT/MBA schemas) is refused rather than run without it, with runc's text for a
+    // host without RDT. vm (VM-based runtimes) and freebsd are other platforms' sections,
+    // ignored as runc ignores them.
+    if linux.intel_rdt().is_some() {
+        bail!("linux.intelRdt: intelRdt is specified in config, but Intel RDT is not supported or enabled");
+    }
     crate::process::lsm::plan(&None, &None, linux.mount_label(), lsm)?;
     Ok(())
 }
