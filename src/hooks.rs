@@ -310,7 +310,7 @@ pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// poststart and poststop: every hook runs; failures are logged as warnings (runtime-spec).
+/// poststop: every hook runs; failures are logged as warnings (runtime-spec).
 pub fn run_warn(kind: &str, hooks: &[Hook], state: &[u8]) {
     for (i, h) in hooks.iter().enumerate() {
         if let Err(e) = run_one(kind, i, h, state) {

@@ -110,20 +110,55 @@ fn failing_or_slow_create_hooks_fail_create_and_leave_nothing() {
     }
 }
 
+/// runtime-spec 1.3 (runc 1.2+): a failing poststart hook fails `run` and `start` and stops
+/// the container (the later poststart hooks do not run); the lifecycle goes on with its
+/// destruction, whose poststop hooks all run, their failures only warnings.
 #[test]
-fn failing_poststart_and_poststop_hooks_are_warnings() {
+fn failing_poststart_hooks_fail_and_stop_the_container_poststop_failures_are_warnings() {
     require_root!();
-    let mut env = Env::new(&["true"]);
-    env.config["hooks"] = json!({"poststart": [hook("exit 1")], "poststop": [hook("exit 1"), hook("exit 2")]});
+    let mut env = Env::new(&["sleep", "100"]);
+    let log = env.dir.join("hooklog");
+    let l = log.display().to_string();
+    env.config["hooks"] = json!({
+        "poststart": [hook("echo bad poststart >&2; exit 1"), hook(&format!("echo second >> {l}"))],
+        "poststop": [hook(&format!("echo poststop >> {l}; exit 1")), hook("exit 2")]
+    });
     env.save();
-    let id = env.id("hookwarn");
+    let id = env.id("hookpost");
     let o = env.run(&id);
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("error running poststart hook #0") && o.stderr.contains("bad poststart"),
+        "{}",
+        o.stderr
+    );
     assert!(
         o.stderr.contains("level=warning") && o.stderr.contains("poststop hook #1"),
         "{}",
         o.stderr
     );
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "poststop\n");
+    env.assert_gone(&id);
+
+    // create + start: start fails and the container is stopped; delete destroys it and runs
+    // the poststop hooks.
+    std::fs::remove_file(&log).unwrap();
+    let id = env.id("hookpost");
+    env.create(&id).ok();
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let o = env.berth(&["start", &id]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("error running poststart hook #0"), "{}", o.stderr);
+    assert_eq!(env.status(&id), "stopped");
+    // Dead: gone, or a zombie its new parent has not reaped yet.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.rsplit_once(") ").is_none_or(|(_, s)| s.starts_with('Z')),
+        "init still alive: {stat}"
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
+    env.berth(&["delete", &id]).ok();
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "poststop\n");
     env.assert_gone(&id);
 }
 

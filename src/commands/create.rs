@@ -308,8 +308,15 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     m.launched.sync.send(&Msg::Start)?;
     m.launched.sync.expect_eof()?;
     m.disarm();
-    m.container
-        .run_hooks("poststart", crate::container::state::Status::Running);
+    if let Err(e) = m.container.run_poststart() {
+        // runtime-spec 1.3: the container is stopped and the lifecycle goes on with its
+        // destruction (and poststop hooks), which --keep leaves to `delete`, as runc does.
+        super::delete::stop(&m.container);
+        if !keep {
+            super::delete::destroy(&m.container)?;
+        }
+        return Err(e);
+    }
     m.container.unlock();
     let pid = m.launched.pid;
     let mut relay = None;

@@ -12,14 +12,7 @@ pub fn destroy(c: &Container) -> Result<()> {
 /// belongs to another process, which must not be signalled).
 fn destroy_with(c: &Container, init: Option<std::os::fd::OwnedFd>) -> Result<()> {
     if let Some(fd) = init {
-        let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        // A frozen init only dies once thawed (the SIGKILL stays pending meanwhile).
-        if c.state.cgroup.is_frozen() {
-            let _ = c.state.cgroup.set_frozen(false);
-        }
-        // A pidfd polls readable once the process has exited.
-        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
+        kill_init(c, fd);
     }
     if !c.state.own_pidns {
         c.state.cgroup.kill_all_and_wait();
@@ -36,9 +29,33 @@ fn destroy_with(c: &Container, init: Option<std::os::fd::OwnedFd>) -> Result<()>
         // the state that records them stays for another delete.
         crate::rootfs::inplace::remove(p)?;
     }
-    c.run_hooks("poststop", Status::Stopped);
+    c.run_poststop();
     c.remove_dir()?;
     r
+}
+
+/// SIGKILL the init (its pidfd) and wait, at most 5 s, until it is gone.
+pub fn kill_init(c: &Container, fd: std::os::fd::OwnedFd) {
+    let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+    // A frozen init only dies once thawed (the SIGKILL stays pending meanwhile).
+    if c.state.cgroup.is_frozen() {
+        let _ = c.state.cgroup.set_frozen(false);
+    }
+    // A pidfd polls readable once the process has exited.
+    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
+}
+
+/// runtime-spec 1.3: a poststart hook failed, so the container is stopped (runc kills its
+/// init); its destruction, with the poststop hooks, is `delete`'s (or `run`'s) to do.
+pub fn stop(c: &Container) {
+    if let Some(fd) = c.init_pidfd() {
+        kill_init(c, fd);
+    }
+    if !c.state.own_pidns {
+        // Without its own pid namespace the init's death leaves the other processes alive.
+        c.state.cgroup.kill_all_and_wait();
+    }
 }
 
 pub fn run(g: &Global, id: &str, force: bool) -> Result<i32> {

@@ -34,7 +34,10 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
         }
     }
     drop(fd);
-    c.run_hooks("poststart", Status::Running);
+    if let Err(e) = c.run_poststart() {
+        super::delete::stop(&c);
+        return Err(e);
+    }
     if let Some(l) = listener {
         // runc's start returns once the container is ready (sd_notify), or gone.
         l.forward_ready(c.state.pid, || c.init_alive())?;

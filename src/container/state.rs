@@ -456,27 +456,43 @@ impl Container {
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }
 
-    /// Run the poststart/poststop hooks recorded at create (warnings only).
-    pub fn run_hooks(&self, kind: &str, status: Status) {
-        let Some(h) = &self.state.hooks else { return };
-        let list = if kind == "poststart" {
-            h.poststart()
-        } else {
-            h.poststop()
-        };
-        let hooks = crate::hooks::list(list);
-        if hooks.is_empty() {
-            return;
-        }
-        let state = crate::hooks::HookState {
+    /// The state document the poststart and poststop hooks read.
+    fn hook_state(&self, status: Status) -> Vec<u8> {
+        crate::hooks::HookState {
             oci_version: OCI_VERSION,
             id: &self.state.id,
             status: status.as_str(),
             pid: self.state.pid,
             bundle: &self.state.bundle,
             annotations: &self.state.annotations,
-        };
-        crate::hooks::run_warn(kind, hooks, &state.json());
+        }
+        .json()
+    }
+
+    /// The poststart hooks recorded at create. runtime-spec 1.3 (runc 1.2+): the first failure
+    /// is the operation's error, and the later hooks do not run.
+    pub fn run_poststart(&self) -> Result<()> {
+        let hooks = self
+            .state
+            .hooks
+            .as_ref()
+            .map_or(&[][..], |h| crate::hooks::list(h.poststart()));
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        crate::hooks::run_all("poststart", hooks, &self.hook_state(Status::Running))
+    }
+
+    /// The poststop hooks recorded at create: all run, failures are warnings.
+    pub fn run_poststop(&self) {
+        let hooks = self
+            .state
+            .hooks
+            .as_ref()
+            .map_or(&[][..], |h| crate::hooks::list(h.poststop()));
+        if !hooks.is_empty() {
+            crate::hooks::run_warn("poststop", hooks, &self.hook_state(Status::Stopped));
+        }
     }
 
     /// The OCI state document, in runc's field order.
