@@ -1,4 +1,5 @@
-//! runtime-spec 1.3.0: linux.netDevices moved into the container, linux.intelRdt refused.
+//! runtime-spec 1.3.0: linux.netDevices moved into the container, linux.intelRdt refused,
+//! poststart failures (tests/hooks.rs), and 1.3.0 advertised by state, spec and features.
 mod common;
 use common::*;
 use serde_json::json;
@@ -259,4 +260,35 @@ fn intel_rdt_is_refused_with_runc_text() {
         );
         env.assert_root_empty();
     }
+}
+
+#[test]
+fn runtime_spec_1_3_0_is_advertised() {
+    let env = Env::new(&["true"]);
+    assert_eq!(env.config["ociVersion"], "1.3.0", "berth spec");
+    let v = Command::new(BERTH).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("spec: 1.3.0"));
+    let o = Command::new(BERTH).arg("features").output().unwrap();
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let _typed: oci_spec::runtime::Features = serde_json::from_value(f.clone()).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.3.0");
+    assert_eq!(f["linux"]["netDevices"], json!({"enabled": true}));
+    assert_eq!(
+        f["linux"]["intelRdt"],
+        json!({"enabled": false, "schemata": false, "monitoring": false})
+    );
+    if !is_root() {
+        return skip("state needs a container (root)");
+    }
+    // Sections of other platforms (VM-based runtimes' hwConfig, FreeBSD) are ignored, as runc
+    // ignores them.
+    let mut env = Env::new(&["sleep", "100"]);
+    env.config["vm"] = json!({"kernel": {"path": "/boot/vmlinuz"}, "hwConfig": {"vcpus": 2, "memory": 268435456}});
+    env.config["freebsd"] = json!({"jail": {"host": "new"}});
+    env.save();
+    let id = env.id("v13");
+    env.create(&id).ok();
+    assert_eq!(env.state(&id)["ociVersion"], "1.3.0");
+    env.berth(&["delete", "-f", &id]).ok();
+    env.assert_gone(&id);
 }

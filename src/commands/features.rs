@@ -19,7 +19,9 @@ pub fn document() -> serde_json::Value {
             "seccomp": crate::seccomp::features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
-            "intelRdt": {"enabled": false},
+            // No resctrl support: linux.intelRdt is refused (container/bundle.rs).
+            "intelRdt": {"enabled": false, "schemata": false, "monitoring": false},
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": true}},
             "memoryPolicy": {
                 "modes": crate::process::attrs::MPOL_MODES.iter().map(|m| m.2).collect::<Vec<_>>(),

@@ -25,7 +25,7 @@ pub const FIFO: &str = "exec.fifo";
 /// state never parse a profile of tens of kilobytes.
 pub const SECCOMP_FILE: &str = "seccomp.json";
 /// The runtime-spec version berth implements (printed by `--version` and `state`).
-pub const OCI_VERSION: &str = "1.2.1";
+pub const OCI_VERSION: &str = "1.3.0";
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct CgroupState {
