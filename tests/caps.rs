@@ -96,7 +96,7 @@ fn setuid_binary_gains_root_only_without_no_new_privs() {
         let mut env = Env::new(&["/bin/su-test"]);
         let bin = env.rootfs().join("bin/su-test");
         if cc_static(EUID, &bin).is_none() {
-            eprintln!("skipped: needs gcc with static libc (apt-get install gcc libc6-dev)");
+            skip("needs gcc with static libc (apt-get install gcc libc6-dev)");
             return;
         }
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();

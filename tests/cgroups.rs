@@ -310,11 +310,13 @@ fn bad_resources_fail_create_and_leave_nothing() {
     }
 }
 
-/// A pure cgroup v2 host; otherwise prints "skipped: WHAT needs a pure cgroup v2 host".
+/// A pure cgroup v2 host. The tests that need one are `#[ignore]`d, so a hybrid or v1 host's
+/// summary shows them as not run; the VM stage (integration/vm/run-cgroup-tests.sh) runs them
+/// with --include-ignored on a pure cgroup v2 kernel.
 fn pure_v2_or_skip(what: &str) -> bool {
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     if !v2 {
-        eprintln!("skipped: {what} needs a pure cgroup v2 host");
+        skip(&format!("{what} needs a pure cgroup v2 host"));
     }
     v2
 }
@@ -322,6 +324,7 @@ fn pure_v2_or_skip(what: &str) -> bool {
 /// The container's own cgroup v2 device filter (eBPF); on v1 the devices controller applies
 /// the rules (src/cgroups/devices.rs).
 #[test]
+#[ignore = "needs a pure cgroup-v2 host: the VM stage runs it"]
 fn v2_device_filter_denies_and_update_replaces_it() {
     require_root!();
     if !pure_v2_or_skip("the eBPF device filter") {
@@ -402,6 +405,7 @@ fn nested_cgroups_path_gets_controllers_and_is_removed() {
 /// On cgroup v2 the init (and an exec'd process) is cloned straight into its cgroup
 /// (CLONE_INTO_CGROUP, no migration): it must be there, from the first instruction, for both.
 #[test]
+#[ignore = "needs a pure cgroup-v2 host: the VM stage runs it"]
 fn v2_processes_are_cloned_into_their_cgroup() {
     require_root!();
     if !pure_v2_or_skip("CLONE_INTO_CGROUP") {

@@ -246,7 +246,7 @@ fn refused(env: &mut Env, prefix: &str, edit: impl FnOnce(&mut serde_json::Value
 fn personality_linux32_shows_a_32_bit_machine_to_the_init_and_to_exec() {
     require_root!();
     if std::env::consts::ARCH != "x86_64" {
-        eprintln!("skipped: LINUX32 is checked on x86_64");
+        skip("LINUX32 is checked on x86_64");
         return;
     }
     let mut env = Env::new(&["true"]);
@@ -402,7 +402,7 @@ fn exec_cpu_affinity_applies_to_exec_and_not_to_the_init() {
     let all = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
     let all = all.trim();
     if all != "0-1" && !all.starts_with("0-") {
-        eprintln!("skipped: needs CPUs 0 and 1 online (have {all})");
+        skip(&format!("needs CPUs 0 and 1 online (have {all})"));
         return;
     }
     let allowed = |o: &Output| {

@@ -8,16 +8,6 @@ use std::time::{Duration, Instant};
 
 const IMAGE: &str = "localhost/berth-bb:latest";
 
-/// A missing prerequisite: fatal under CI (a test that cannot run must not pass there),
-/// otherwise the test is skipped with the reason.
-fn skip(reason: &str) {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "prerequisite missing under CI: {reason}"
-    );
-    eprintln!("skipped: {reason}");
-}
-
 struct Containerd {
     dir: PathBuf,
     daemon: Child,

@@ -191,16 +191,8 @@ fn docker_detached_exec_logs_stop_rm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // `docker top` asks the runtime: `berth ps --format json`.
-    if Command::new(BERTH)
-        .args(["ps", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        let (_, out, err) = d.out(&["top", "life"]);
-        assert!(out.contains("sleep 1000"), "{out} {err}");
-    } else {
-        eprintln!("skipped docker top: berth has no ps command yet");
-    }
+    let (_, out, err) = d.out(&["top", "life"]);
+    assert!(out.contains("sleep 1000"), "{out} {err}");
     let (c, out, err) = d.run(&["--pid", "container:life"], &["ps"]);
     assert_eq!(c, 0, "{err}");
     assert!(out.contains("sleep 1000"), "shared pid namespace: {out}");

@@ -69,7 +69,7 @@ fn notify_socket_ready_reaches_the_caller() {
     require_root!();
     let env = Env::new(&["/notifier"]);
     if cc_static(NOTIFIER, &env.rootfs().join("notifier")).is_none() {
-        eprintln!("skipped: needs gcc and libc6-dev to build the static notifier");
+        skip("needs gcc and libc6-dev to build the static notifier");
         return;
     }
     notify_ready(&env);
@@ -82,7 +82,7 @@ fn notify_socket_ready_reaches_the_caller_from_a_user_namespace() {
     require_root!();
     let mut env = Env::new(&["/notifier"]);
     if cc_static(NOTIFIER, &env.rootfs().join("notifier")).is_none() {
-        eprintln!("skipped: needs gcc and libc6-dev to build the static notifier");
+        skip("needs gcc and libc6-dev to build the static notifier");
         return;
     }
     env.map_root_to(100000);

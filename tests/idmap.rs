@@ -240,7 +240,7 @@ fn rootless_idmap_is_refused_clearly() {
     require_root!();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     let Some(line) = passwd.lines().find(|l| l.starts_with("berthtest:")) else {
-        eprintln!("skipped: needs the berthtest user (run integration/rootless-user.sh as root)");
+        skip("needs the berthtest user (run integration/rootless-user.sh as root)");
         return;
     };
     let f: Vec<u32> = line.split(':').skip(2).take(2).map(|v| v.parse().unwrap()).collect();

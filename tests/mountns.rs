@@ -67,14 +67,6 @@ fn host_mntns() -> String {
         .into_owned()
 }
 
-/// A prerequisite is missing: a failure under CI, a printed skip otherwise.
-fn skip(reason: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("prerequisite missing: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-}
-
 /// A process holding a mount namespace of its own (`unshare --mount --propagation P`: its
 /// mounts are private, or shared in peer groups of their own), killed when dropped.
 struct Holder(Child);

@@ -6,14 +6,6 @@ use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-/// A missing prerequisite: a failure under CI, a printed skip elsewhere.
-fn skip(reason: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("prerequisite missing under CI: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-}
-
 fn running(env: &Env, prefix: &str) -> String {
     let id = env.id(prefix);
     let b = env.bundle.to_string_lossy().into_owned();

@@ -411,7 +411,7 @@ fn emfile_fails_cleanly() {
 fn limited_cgroup(ctrl: &str, file: &str, value: &str) -> Option<std::path::PathBuf> {
     let base = std::path::Path::new("/sys/fs/cgroup").join(ctrl);
     if !base.join("cgroup.procs").exists() {
-        eprintln!("skipped: needs the cgroup v1 {ctrl} hierarchy");
+        skip(&format!("needs the cgroup v1 {ctrl} hierarchy"));
         return None;
     }
     let dir = base.join(unique("berth-limit"));

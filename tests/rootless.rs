@@ -13,7 +13,9 @@ fn test_user() -> Option<(u32, u32, u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     let line = passwd.lines().find(|l| l.starts_with(&format!("{USER}:")));
     let Some(line) = line else {
-        eprintln!("skipped: needs the {USER} user (run integration/rootless-user.sh as root)");
+        skip(&format!(
+            "needs the {USER} user (run integration/rootless-user.sh as root)"
+        ));
         return None;
     };
     let f: Vec<&str> = line.split(':').collect();
@@ -28,7 +30,9 @@ fn test_user() -> Option<(u32, u32, u32, u32)> {
             .ok()
     };
     let (Some(su), Some(sg)) = (sub("/etc/subuid"), sub("/etc/subgid")) else {
-        eprintln!("skipped: {USER} has no /etc/subuid or /etc/subgid range (run integration/rootless-user.sh)");
+        skip(&format!(
+            "{USER} has no /etc/subuid or /etc/subgid range (run integration/rootless-user.sh)"
+        ));
         return None;
     };
     Some((f[2].parse().ok()?, f[3].parse().ok()?, su, sg))
@@ -180,7 +184,7 @@ fn rootless_podman_with_berth() {
     require_root!();
     let Some((uid, gid, _, _)) = test_user() else { return };
     if std::process::Command::new("podman").arg("--version").output().is_err() {
-        eprintln!("skipped: needs podman");
+        skip("needs podman");
         return;
     }
     let env = Env::new(&["true"]);
@@ -283,7 +287,7 @@ fn rootless_uses_delegated_cgroups_and_skips_the_rest() {
     let Some((uid, gid, _, _)) = test_user() else { return };
     let pids = std::path::Path::new("/sys/fs/cgroup/pids");
     if !pids.join("cgroup.procs").exists() {
-        eprintln!("skipped: needs the cgroup v1 pids hierarchy to delegate");
+        skip("needs the cgroup v1 pids hierarchy to delegate");
         return;
     }
     let deleg = unique("berth-deleg");

@@ -405,7 +405,7 @@ fn chroot_escape_after_pivot_root_sees_no_host_root() {
     let m = marker.to_string_lossy().into_owned();
     let env = Env::new(&["/bin/escape", &m]);
     if cc_static(CHROOT_ESCAPE, &env.rootfs().join("bin/escape")).is_none() {
-        eprintln!("skipped: needs gcc with static libc (apt-get install gcc libc6-dev)");
+        skip("needs gcc with static libc (apt-get install gcc libc6-dev)");
         let _ = std::fs::remove_file(&marker);
         return;
     }
@@ -420,7 +420,7 @@ fn chroot_escape_after_pivot_root_sees_no_host_root() {
 fn mknod_of_a_host_disk_cannot_be_read() {
     require_root!();
     if !Path::new("/sys/fs/cgroup/devices").exists() {
-        eprintln!("skipped: needs the v1 devices controller");
+        skip("needs the v1 devices controller");
         return;
     }
     let (maj, min) = host_disk();

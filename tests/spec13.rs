@@ -5,14 +5,6 @@ use common::*;
 use serde_json::json;
 use std::process::Command;
 
-/// A prerequisite is missing: fail under CI, else say so and let the test return.
-fn skip(reason: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("prerequisite missing under CI: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-}
-
 fn ip(args: &[&str]) -> std::process::Output {
     Command::new("ip").args(args).output().expect("run ip (iproute2)")
 }

@@ -82,7 +82,7 @@ fn console_socket_receives_the_pty_master() {
 fn foreground_run_relays_the_terminal() {
     require_root!();
     if std::process::Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: needs script(1) from bsdutils");
+        skip("needs script(1) from bsdutils");
         return;
     }
     let mut env = Env::new(&["sh", "-c", "tty; test -t 0 && echo stdin-is-tty; exit 3"]);
