@@ -269,7 +269,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
     for m in spec.mounts().as_ref().into_iter().flatten() {
         let d = m.destination();
         if !d.is_absolute() {
-            bail!("mounts: destination {:?} must be an absolute path", d);
+            // runtime-spec: a relative destination is relative to `/` (deprecated); runc 1.2
+            // takes it so, with this warning.
+            crate::log::warn(&format!(
+                "mount destination {} is not absolute. Support for non-absolute mount destinations will be removed in a future release.",
+                d.display()
+            ));
         }
         crate::rootfs::check_destination(d)?;
     }
