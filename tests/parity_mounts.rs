@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
 
 fn add_mount(env: &mut Env, m: Value) {
     env.config["mounts"].as_array_mut().unwrap().push(m);
@@ -16,6 +17,72 @@ fn mount_opts<'a>(out: &'a str, dest: &str) -> Vec<&'a str> {
         .find(|l| l.split_whitespace().nth(1) == Some(dest))
         .unwrap_or_else(|| panic!("no mount on {dest} in:\n{out}"));
     line.split_whitespace().nth(3).unwrap().split(',').collect()
+}
+
+/// A tmpfs over an existing directory takes that directory's mode, set-id and sticky bits
+/// included (runc prepends `mode=` from a stat of the destination); an explicit `mode=` wins;
+/// a new directory gets tmpfs's default (1777).
+#[test]
+fn a_tmpfs_over_a_directory_takes_its_mode_unless_mode_is_given() {
+    require_root!();
+    let mut env = Env::new(&["stat", "-c", "%n %a", "/tmp", "/sgid", "/given", "/new"]);
+    let r = env.rootfs();
+    for (d, mode) in [("tmp", 0o1777), ("sgid", 0o2750), ("given", 0o700)] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+        std::fs::set_permissions(r.join(d), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for (dest, opts) in [
+        ("/tmp", json!(["nosuid", "nodev"])),
+        ("/sgid", json!(["size=1m"])),
+        ("/given", json!(["mode=755"])),
+        ("/new", json!([])),
+    ] {
+        add_mount(
+            &mut env,
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    }
+    env.save();
+    let id = env.id("tmpmode");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(
+        o.stdout, "/tmp 1777\n/sgid 2750\n/given 755\n/new 1777\n",
+        "{}",
+        o.stderr
+    );
+    env.assert_gone(&id);
+}
+
+/// `/dev` as a read-only tmpfs: runc mounts it writable, fills it (device nodes, pts, shm,
+/// mqueue, links) and makes it read-only at the end. It used to fail `mkdir /dev/pts: EROFS`.
+#[test]
+fn a_read_only_dev_tmpfs_is_populated_then_made_read_only() {
+    require_root!();
+    let mut env = Env::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/mounts; ls /dev/pts/ptmx /dev/fd/ /dev/shm/ >/dev/null && echo listed; \
+         echo x > /dev/null && echo null-ok; touch /dev/new 2>/dev/null || echo dev-ro; \
+         touch /dev/shm/new && echo shm-rw",
+    ]);
+    let dev = env.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["destination"] == "/dev")
+        .unwrap();
+    dev["options"].as_array_mut().unwrap().push(json!("ro"));
+    env.save();
+    let id = env.id("devro");
+    let o = env.run(&id);
+    o.ok();
+    assert!(mount_opts(&o.stdout, "/dev").contains(&"ro"), "{}", o.stdout);
+    assert!(!mount_opts(&o.stdout, "/dev/shm").contains(&"ro"), "{}", o.stdout);
+    for want in ["listed", "null-ok", "dev-ro", "shm-rw"] {
+        assert!(o.stdout.lines().any(|l| l == want), "{want} missing:\n{}", o.stdout);
+    }
+    env.assert_gone(&id);
 }
 
 /// runtime-spec: a relative destination MAY be given and is relative to `/`; runc accepts it

@@ -174,6 +174,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             step("setdomainname", sys::setdomainname(d))?;
         }
         setup::make_cwd(root.as_fd(), &plan.cwd)?;
+        setup::finalize(root.as_fd(), rootfs)?;
         setup::enter(root, rootfs)?;
     }
 

@@ -206,19 +206,65 @@ fn ordinary_dir(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
     }
 }
 
+/// The mode bits of an existing directory at `dest`.
+fn dir_mode(root: BorrowedFd, dest: &Path) -> Option<u32> {
+    let fd = resolve::open(root, dest, libc::O_DIRECTORY).ok()?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok()?;
+    Some(st.st_mode & 0o7777)
+}
+
+/// runc mounts a read-only tmpfs, and a read-only /dev, writable: they are filled first (device
+/// nodes, pts and the other mount points under /dev, tmpcopyup) and made read-only by
+/// `finalize`.
+fn read_only_later(m: &MountPlan) -> bool {
+    m.flags.contains(MsFlags::MS_RDONLY)
+        && match &m.kind {
+            Kind::Fs { typ, .. } => typ == "tmpfs" || m.dest == Path::new("dev"),
+            _ => false,
+        }
+}
+
+/// The last step before entering the root (runc's finalizeRootfs): read-only tmpfs and /dev
+/// mounts become read-only (that mount alone, as runc's remount).
+pub fn finalize(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
+    for m in plan.mounts.iter().filter(|m| read_only_later(m)) {
+        let fd = resolve::open(root, &m.dest, 0).map_err(|e| anyhow!("reopen {}: {e}", show(&m.dest)))?;
+        sys::mount_setattr(fd.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+            .map_err(|e| anyhow!("make {} read-only: {e}", show(&m.dest)))?;
+    }
+    Ok(())
+}
+
 fn mount_fs(root: BorrowedFd, rootp: &Path, m: &MountPlan, typ: &str, src: &str, userns: bool) -> Result<()> {
     if typ == "proc" || typ == "sysfs" {
         ordinary_dir(root, &m.dest, typ)?;
     }
+    let mut data = m.data.clone();
+    if typ == "tmpfs" {
+        // runc: a tmpfs over an existing directory takes its mode (set-id and sticky bits
+        // too); a `mode=` in the options comes later and wins.
+        if let Some(mode) = dir_mode(root, &m.dest) {
+            data = if data.is_empty() {
+                format!("mode={mode:04o}")
+            } else {
+                format!("mode={mode:04o},{data}")
+            };
+        }
+    }
     let destfd = target(root, rootp, m, &m.dest, true, None)?;
-    let data = if m.data.is_empty() { None } else { Some(m.data.as_str()) };
+    let data = if data.is_empty() { None } else { Some(data.as_str()) };
+    let flags = if read_only_later(m) {
+        m.flags - MsFlags::MS_RDONLY
+    } else {
+        m.flags
+    };
     // Opened before the mount: afterwards this still reads the directory the tmpfs covers.
     let under = if m.copy_up {
         Some(resolve::open_dir(root, &m.dest).map_err(|e| anyhow!("open {} for tmpcopyup: {e}", show(&m.dest)))?)
     } else {
         None
     };
-    match mount(Some(src), fd_path(destfd.as_fd()).as_str(), Some(typ), m.flags, data) {
+    match mount(Some(src), fd_path(destfd.as_fd()).as_str(), Some(typ), flags, data) {
         Ok(()) => {
             if let Some(under) = under {
                 let top =
