@@ -19,6 +19,13 @@ fn mount_opts<'a>(out: &'a str, dest: &str) -> Vec<&'a str> {
     line.split_whitespace().nth(3).unwrap().split(',').collect()
 }
 
+/// The mountinfo lines whose mount point is `dest`.
+fn mountinfo_at<'a>(out: &'a str, dest: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(dest))
+        .collect()
+}
+
 /// A tmpfs over an existing directory takes that directory's mode, set-id and sticky bits
 /// included (runc prepends `mode=` from a stat of the destination); an explicit `mode=` wins;
 /// a new directory gets tmpfs's default (1777).
@@ -105,5 +112,41 @@ fn a_relative_mount_destination_is_taken_relative_to_the_root() {
         "no warning: {}",
         o.stderr
     );
+    env.assert_gone(&id);
+}
+
+/// maskedPaths: a path listed twice (or spelled differently) is masked once, and masked
+/// directories share one read-only tmpfs (runc 1.4+), each still read-only.
+#[test]
+fn masked_paths_are_masked_once_and_directories_share_one_tmpfs() {
+    require_root!();
+    let mut env = Env::new(&["cat", "/proc/self/mountinfo"]);
+    let r = env.rootfs();
+    for d in ["m1", "m2"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+        std::fs::write(r.join(d).join("secret"), "s").unwrap();
+    }
+    std::fs::write(r.join("f"), "s").unwrap();
+    let masked = env.config["linux"]["maskedPaths"].as_array_mut().unwrap();
+    for p in ["/m1", "/m2", "/m1", "/x/../m1/", "/f", "//f"] {
+        masked.push(json!(p));
+    }
+    env.save();
+    let id = env.id("masked");
+    let o = env.run(&id);
+    o.ok();
+    let m1 = mountinfo_at(&o.stdout, "/m1");
+    let m2 = mountinfo_at(&o.stdout, "/m2");
+    assert_eq!(m1.len(), 1, "{}", o.stdout);
+    assert_eq!(m2.len(), 1, "{}", o.stdout);
+    assert_eq!(mountinfo_at(&o.stdout, "/f").len(), 1, "{}", o.stdout);
+    let dev = |l: &str| l.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(dev(m1[0]), dev(m2[0]), "not one tmpfs:\n{}", o.stdout);
+    for l in [m1[0], m2[0]] {
+        assert!(
+            l.split_whitespace().nth(5).unwrap().split(',').any(|o| o == "ro"),
+            "{l}"
+        );
+    }
     env.assert_gone(&id);
 }

@@ -470,8 +470,15 @@ pub fn mask_and_protect(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
         bail!("/dev/null is not the null device: refusing to use it to mask paths");
     }
+    // runc 1.4: a path listed twice is masked once, and masked directories share one read-only
+    // tmpfs (binds of it are read-only too), not one superblock each.
+    let mut seen = std::collections::HashSet::new();
+    let mut shared: Option<OwnedFd> = None;
     for p in &plan.masked {
         let rp = super::rel(Path::new(p));
+        if !seen.insert(rp.clone()) {
+            continue;
+        }
         let fd = match resolve::open(root, &rp, 0) {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => continue,
@@ -481,13 +488,7 @@ pub fn mask_and_protect(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
             .map(|m| m.is_dir())
             .unwrap_or(false);
         let r = if is_dir {
-            mount(
-                Some("tmpfs"),
-                fd_path(fd.as_fd()).as_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                NONE,
-            )
+            mask_dir(root, &rp, fd.as_fd(), &mut shared)
         } else {
             mount(
                 Some(fd_path(null.as_fd()).as_str()),
@@ -498,6 +499,31 @@ pub fn mask_and_protect(root: BorrowedFd, plan: &RootfsPlan) -> Result<()> {
             )
         };
         r.map_err(|e| anyhow!("mask {p}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A masked directory: a bind of the shared read-only tmpfs (a bind keeps its source's
+/// read-only flag), or a new read-only tmpfs, which the next ones share, for the first one or
+/// when the bind fails (runc falls back the same way).
+fn mask_dir(root: BorrowedFd, rp: &Path, at: BorrowedFd, shared: &mut Option<OwnedFd>) -> nix::Result<()> {
+    let at = fd_path(at);
+    if let Some(t) = shared {
+        if mount(
+            Some(fd_path(t.as_fd()).as_str()),
+            at.as_str(),
+            NONE,
+            MsFlags::MS_BIND,
+            NONE,
+        )
+        .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    mount(Some("tmpfs"), at.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, NONE)?;
+    if shared.is_none() {
+        *shared = resolve::open(root, rp, 0).ok();
     }
     Ok(())
 }
