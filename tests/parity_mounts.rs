@@ -150,3 +150,41 @@ fn masked_paths_are_masked_once_and_directories_share_one_tmpfs() {
     }
     env.assert_gone(&id);
 }
+
+/// With --no-pivot the host's procfs and sysfs used to stay in the container's mount namespace
+/// (under the moved root), fully visible, so a nested unprivileged user namespace could mount a
+/// fresh, unmasked procfs or sysfs. runc detaches them first; with pivot_root they are gone.
+#[test]
+fn no_pivot_leaves_no_host_procfs_or_sysfs_for_a_nested_userns_to_mount() {
+    require_root!();
+    let script = "unshare -Urm sh -c 'mount -t tmpfs t /mnt && echo tmpfs-ok'; \
+                  unshare -Urmpf sh -c 'mount -t proc p /mnt && echo proc-mounted'; \
+                  unshare -Urmn sh -c 'mount -t sysfs s /mnt && echo sysfs-mounted'; true";
+    for no_pivot in [false, true] {
+        // Not root: mapping host uid 0 in a nested user namespace needs CAP_SETFCAP.
+        let mut env = Env::new(&["sh", "-c", script]);
+        env.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        env.save();
+        std::fs::create_dir_all(env.rootfs().join("mnt")).unwrap();
+        let id = env.id("nopivproc");
+        let b = env.bundle.to_string_lossy().into_owned();
+        let mut args = vec!["run"];
+        if no_pivot {
+            args.push("--no-pivot");
+        }
+        args.extend(["-b", &b, &id]);
+        let o = env.berth(&args);
+        o.ok();
+        if !o.stdout.contains("tmpfs-ok") {
+            let why = format!("nested user namespaces do not work here: {}{}", o.stdout, o.stderr);
+            if std::env::var_os("CI").is_some() {
+                panic!("{why}");
+            }
+            eprintln!("skipped: {why}");
+            return;
+        }
+        assert!(!o.stdout.contains("proc-mounted"), "no_pivot {no_pivot}: {}", o.stdout);
+        assert!(!o.stdout.contains("sysfs-mounted"), "no_pivot {no_pivot}: {}", o.stdout);
+        env.assert_gone(&id);
+    }
+}

@@ -104,6 +104,9 @@ pub struct RootfsPlan {
     pub userns: bool,
     pub cgroup_ns: bool,
     pub cgroup_mounts: Vec<CgroupSubMount>,
+    /// --no-pivot: the host's procfs and sysfs mounts (outside the rootfs) the init detaches
+    /// before it moves the rootfs over `/` (setup.rs `hide_host_pseudo_fs`).
+    pub host_pseudo_fs: Vec<PathBuf>,
 }
 
 /// runc refuses mounts inside /proc except over these files (lxcfs-style overrides).
@@ -626,6 +629,7 @@ impl RootfsPlan {
             mounts,
             masked: linux.masked_paths().clone().unwrap_or_default(),
             readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
+            host_pseudo_fs: if no_pivot { host_pseudo_fs(rootfs)? } else { Vec::new() },
             no_pivot,
             in_place: false,
             userns,
@@ -633,6 +637,58 @@ impl RootfsPlan {
             cgroup_mounts,
         })
     }
+}
+
+/// Mount points of full procfs and sysfs mounts of this (the host's) mount namespace outside
+/// the rootfs, from mountinfo: with --no-pivot they stay in the container's mount namespace,
+/// and the kernel lets a nested user namespace mount a fresh procfs or sysfs as long as one
+/// fully visible mount of it exists there (mount_too_revealing). runc's msMoveRoot.
+fn host_pseudo_fs(rootfs: &Path) -> Result<Vec<PathBuf>> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| anyhow!("read /proc/self/mountinfo: {e}"))?;
+    Ok(pseudo_fs_mounts(&info, rootfs))
+}
+
+fn pseudo_fs_mounts(info: &str, rootfs: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (Some(root), Some(point), Some(typ)) = (f.get(3), f.get(4), f.get(sep + 1)) else {
+            continue;
+        };
+        let point = PathBuf::from(unescape(point));
+        if *root == "/" && (*typ == "proc" || *typ == "sysfs") && !point.starts_with(rootfs) {
+            out.push(point);
+        }
+    }
+    out
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(o)) => {
+                out.push(o.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 pub fn cstr(s: &str) -> Result<CString> {
@@ -673,6 +729,21 @@ mod tests {
         let rw = mount(r#"{"destination":"/x","type":"bind","source":"/s","options":["ro","rw"]}"#);
         assert_eq!(rw.attrs.set, 0);
         assert_eq!(rw.attrs.clr, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn host_procfs_and_sysfs_mounts_come_from_mountinfo() {
+        let r = Path::new("/b/rootfs");
+        let info = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+                    23 27 0:22 / /sys rw shared:7 - sysfs sysfs rw\n\
+                    24 23 0:22 /kernel /mnt/k rw - sysfs sysfs rw\n\
+                    25 27 0:21 / /b/rootfs/proc rw - proc proc rw\n\
+                    26 27 0:23 / /run/a\\040b rw - proc proc rw\n\
+                    27 1 8:1 / / rw - ext4 /dev/sda1 rw\n";
+        assert_eq!(
+            pseudo_fs_mounts(info, r),
+            [Path::new("/proc"), Path::new("/sys"), Path::new("/run/a b")]
+        );
     }
 
     #[test]

@@ -537,6 +537,30 @@ pub fn make_cwd(root: BorrowedFd, cwd: &std::ffi::CStr) -> Result<()> {
     resolve::mkdir_all(root, p.strip_prefix("/").unwrap_or(p), 0o755).map(drop)
 }
 
+/// --no-pivot (runc's msMoveRoot): the host's procfs and sysfs mounts stay in this mount
+/// namespace under the moved rootfs, and while one of them is fully visible the kernel lets a
+/// nested user namespace mount a fresh, unmasked procfs or sysfs. Each is made a slave (the
+/// unmount must not reach the host) and detached, or covered with a tmpfs where it cannot be
+/// unmounted (locked in a user namespace). ENOENT: under one detached already.
+fn hide_host_pseudo_fs(plan: &RootfsPlan) -> Result<()> {
+    for p in &plan.host_pseudo_fs {
+        match mount(NONE, p, NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => bail!("make host {} rslave: {e}", p.display()),
+        }
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::empty(), NONE)
+                    .map_err(|e| anyhow!("cover host {} with a tmpfs: {e}", p.display()))?
+            }
+            Err(e) => bail!("detach host {}: {e}", p.display()),
+        }
+    }
+    Ok(())
+}
+
 /// pivot_root(".", ".") then detach the old root, so nothing of the host stays reachable
 /// (a chroot alone can be escaped). With --no-pivot: MS_MOVE + chroot, as runc does.
 pub fn enter(root: OwnedFd, plan: &RootfsPlan) -> Result<()> {
@@ -547,6 +571,7 @@ pub fn enter(root: OwnedFd, plan: &RootfsPlan) -> Result<()> {
         nix::unistd::chroot(".").map_err(|e| anyhow!("chroot into {}: {e}", plan.rootfs.display()))?;
     } else if plan.no_pivot {
         nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)).context("chdir to rootfs")?;
+        hide_host_pseudo_fs(plan)?;
         mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).map_err(|e| anyhow!("move rootfs to /: {e}"))?;
         nix::unistd::chroot(".").map_err(|e| anyhow!("chroot: {e}"))?;
     } else {
