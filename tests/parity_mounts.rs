@@ -5,9 +5,14 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 fn add_mount(env: &mut Env, m: Value) {
     env.config["mounts"].as_array_mut().unwrap().push(m);
+}
+
+fn bind(dest: &str, src: &Path, opts: &[&str]) -> Value {
+    json!({"destination": dest, "type": "bind", "source": src, "options": opts})
 }
 
 /// The /proc/self/mounts options of `dest` in the container's output.
@@ -24,6 +29,18 @@ fn mountinfo_at<'a>(out: &'a str, dest: &str) -> Vec<&'a str> {
     out.lines()
         .filter(|l| l.split_whitespace().nth(4) == Some(dest))
         .collect()
+}
+
+/// A tmpfs the test mounted on the host; unmounted on drop (declare it after the Env).
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn tmpfs(p: PathBuf, flags: nix::mount::MsFlags) -> HostMount {
+        std::fs::create_dir_all(&p).unwrap();
+        nix::mount::mount(Some("tmpfs"), &p, Some("tmpfs"), flags, Some("size=1m"))
+            .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", p.display()));
+        HostMount(p)
+    }
 }
 
 /// A tmpfs over an existing directory takes that directory's mode, set-id and sticky bits
@@ -113,6 +130,48 @@ fn a_relative_mount_destination_is_taken_relative_to_the_root() {
         o.stderr
     );
     env.assert_gone(&id);
+}
+
+/// A bind mount with flag options gets exactly those flags: what the source has and was not
+/// asked for is cleared (runc's bind remount, unlike mount(8)); the access-time mode is kept
+/// unless one is asked for; a bind without flag options keeps the source's. In a user
+/// namespace the kernel locks the source's flags, and runc keeps those that are set.
+#[test]
+fn bind_mount_flags_are_exactly_the_requested_ones_except_locked_ones() {
+    require_root!();
+    use nix::mount::MsFlags;
+    for userns in [false, true] {
+        let mut env = Env::new(&["cat", "/proc/self/mounts"]);
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME;
+        let src = HostMount::tmpfs(env.dir.join("src"), flags);
+        add_mount(&mut env, bind("/ro", &src.0, &["bind", "ro"]));
+        add_mount(&mut env, bind("/keep", &src.0, &["rbind", "rprivate"]));
+        if !userns {
+            add_mount(&mut env, bind("/nodev", &src.0, &["bind", "nodev", "relatime"]));
+        }
+        if userns {
+            env.map_root_to(100000);
+        } else {
+            env.save();
+        }
+        let id = env.id("bindflags");
+        let o = env.run(&id);
+        o.ok();
+        let has = |dest: &str, opt: &str| mount_opts(&o.stdout, dest).contains(&opt);
+        let all = ["nosuid", "nodev", "noexec", "noatime"];
+        for f in all {
+            assert!(has("/keep", f), "/keep lost {f} (userns {userns}):\n{}", o.stdout);
+        }
+        assert!(has("/ro", "ro") && has("/ro", "noatime"), "{}", o.stdout);
+        for f in ["nosuid", "nodev", "noexec"] {
+            assert_eq!(has("/ro", f), userns, "/ro {f} (userns {userns}):\n{}", o.stdout);
+        }
+        if !userns {
+            assert!(has("/nodev", "rw") && has("/nodev", "nodev") && has("/nodev", "relatime"));
+            assert!(!has("/nodev", "nosuid") && !has("/nodev", "noexec"), "{}", o.stdout);
+        }
+        env.assert_gone(&id);
+    }
 }
 
 /// maskedPaths: a path listed twice (or spelled differently) is masked once, and masked

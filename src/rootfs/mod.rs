@@ -42,6 +42,8 @@ pub struct MountPlan {
     pub kind: Kind,
     /// mount(2) flags for filesystem mounts (MS_RDONLY, MS_NOSUID, ...).
     pub flags: MsFlags,
+    /// Flags the options explicitly clear (`rw`, `suid`, `dev`, ...: runc's ClearedFlags).
+    pub cleared: MsFlags,
     /// Filesystem-specific data ("mode=755,size=65536k").
     pub data: String,
     /// Attributes applied to the new mount alone (bind mounts: ro, nosuid, ... as runc's remount).
@@ -347,7 +349,8 @@ fn parse_rattr(o: &str) -> Option<(u64, u64)> {
     })
 }
 
-/// MS_* flags a bind mount applies through a follow-up attribute change.
+/// MS_* flags a mount applies through a follow-up attribute change: the set ones set, the
+/// cleared ones cleared, nothing else touched.
 fn flags_to_attrs(set: MsFlags, clr: MsFlags) -> Attrs {
     let map = [
         (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
@@ -384,6 +387,40 @@ fn flags_to_attrs(set: MsFlags, clr: MsFlags) -> Attrs {
     if let Some(mode) = atime {
         a.set |= mode;
         a.clr |= MOUNT_ATTR__ATIME;
+    }
+    a
+}
+
+const PER_MOUNT: u64 =
+    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSYMFOLLOW;
+
+/// The attributes of a bind mount with options, as runc's MS_BIND|MS_REMOUNT sets them: once
+/// any flag option is given (set or cleared), the mount gets exactly the flags asked for and
+/// loses the source's others (unlike mount(8), see util-linux#2433); the access-time mode is
+/// the source's unless one is asked for (the kernel's remount rule). No flag option: the
+/// source's flags stay. Flags the kernel locks in a user namespace are handled at mount time
+/// (setup.rs `apply_attrs`).
+fn bind_attrs(set: MsFlags, clr: MsFlags) -> Attrs {
+    let ignored = MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT;
+    if (set | clr).difference(ignored).is_empty() {
+        return Attrs::default();
+    }
+    let mut a = flags_to_attrs(set, MsFlags::empty());
+    a.set &= PER_MOUNT;
+    a.clr = PER_MOUNT & !a.set;
+    let atime = MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME;
+    if set.intersects(atime) {
+        a.clr |= MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME;
+        a.set |= if set.contains(MsFlags::MS_STRICTATIME) {
+            MOUNT_ATTR_STRICTATIME
+        } else if set.contains(MsFlags::MS_NOATIME) {
+            MOUNT_ATTR_NOATIME
+        } else {
+            MOUNT_ATTR_RELATIME
+        };
+        if set.contains(MsFlags::MS_NODIRATIME) {
+            a.set |= MOUNT_ATTR_NODIRATIME;
+        }
     }
     a
 }
@@ -438,7 +475,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         }
     };
     let attrs = if is_bind {
-        flags_to_attrs(set, clr)
+        bind_attrs(set, clr)
     } else {
         Attrs::default()
     };
@@ -450,6 +487,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         dest: rel(dest),
         kind,
         flags,
+        cleared: clr,
         data: data.join(","),
         attrs,
         rattrs,
@@ -728,7 +766,34 @@ mod tests {
         assert_eq!(b.propagation, vec![MsFlags::MS_SHARED | MsFlags::MS_REC]);
         let rw = mount(r#"{"destination":"/x","type":"bind","source":"/s","options":["ro","rw"]}"#);
         assert_eq!(rw.attrs.set, 0);
-        assert_eq!(rw.attrs.clr, MOUNT_ATTR_RDONLY);
+        assert_eq!(rw.attrs.clr, PER_MOUNT);
+        assert_eq!(rw.cleared, MsFlags::MS_RDONLY);
+    }
+
+    #[test]
+    fn bind_options_give_exactly_the_flags_asked_for() {
+        let attrs = |opts: &str| {
+            mount(&format!(
+                r#"{{"destination":"/x","type":"bind","source":"/s","options":{opts}}}"#
+            ))
+            .attrs
+        };
+        // Propagation and rbind alone: the source's flags stay.
+        assert_eq!(attrs(r#"["rbind","rprivate"]"#), Attrs::default());
+        // Any flag: the others are cleared, the access time is kept.
+        let ro = attrs(r#"["bind","ro"]"#);
+        assert_eq!(ro.set, MOUNT_ATTR_RDONLY);
+        assert_eq!(ro.clr, PER_MOUNT & !MOUNT_ATTR_RDONLY);
+        // An access-time option replaces the whole access-time state.
+        let na = attrs(r#"["bind","nodev","noatime","nodiratime"]"#);
+        assert_eq!(na.set, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NODIRATIME);
+        assert_eq!(
+            na.clr & (MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME),
+            MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME
+        );
+        assert_eq!(attrs(r#"["bind","strictatime"]"#).set, MOUNT_ATTR_STRICTATIME);
+        // Clearing an access-time flag asks for no mode (the kernel's remount rule).
+        assert_eq!(attrs(r#"["bind","atime"]"#).clr & MOUNT_ATTR__ATIME, 0);
     }
 
     #[test]

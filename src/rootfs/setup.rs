@@ -103,8 +103,7 @@ fn apply_attrs(root: BorrowedFd, m: &MountPlan) -> Result<()> {
     // Re-open: the fd used as mount target still names the covered directory, not the new mount.
     let fd = resolve::open(root, &m.dest, 0).map_err(|e| anyhow!("reopen {}: {e}", show(&m.dest)))?;
     if m.attrs.set != 0 || m.attrs.clr != 0 {
-        sys::mount_setattr(fd.as_fd(), false, m.attrs.set, m.attrs.clr, 0)
-            .map_err(|e| anyhow!("set mount attributes on {}: {e}", show(&m.dest)))?;
+        bind_attrs(fd.as_fd(), m).map_err(|e| anyhow!("set mount attributes on {}: {e}", show(&m.dest)))?;
     }
     if m.rattrs.set != 0 || m.rattrs.clr != 0 {
         sys::mount_setattr(fd.as_fd(), true, m.rattrs.set, m.rattrs.clr, 0)
@@ -115,6 +114,52 @@ fn apply_attrs(root: BorrowedFd, m: &MountPlan) -> Result<()> {
             .map_err(|e| anyhow!("set propagation on {}: {e}", show(&m.dest)))?;
     }
     Ok(())
+}
+
+const LOCKABLE: u64 = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+
+/// A bind mount's attributes (mod.rs `bind_attrs`). In a user namespace the kernel locks the
+/// flags a mount had when it came from a more privileged namespace (MNT_LOCK_*), and a bind of
+/// it inherits the locks: clearing one is EPERM. As runc, the set ones are then kept (read
+/// with statfs of the new mount, which has its source's flags), unless the options explicitly
+/// clear one or ask for another access-time mode: that mount would not be what was asked for.
+fn bind_attrs(fd: BorrowedFd, m: &MountPlan) -> nix::Result<()> {
+    use nix::sys::statvfs::FsFlags;
+    let denied = match sys::mount_setattr(fd, false, m.attrs.set, m.attrs.clr, 0) {
+        Err(nix::errno::Errno::EPERM) => nix::errno::Errno::EPERM,
+        r => return r,
+    };
+    let f = nix::sys::statvfs::fstatvfs(fd)?.flags();
+    let mut have = 0;
+    for (st, attr) in [
+        (FsFlags::ST_RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (FsFlags::ST_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (FsFlags::ST_NODEV, sys::MOUNT_ATTR_NODEV),
+        (FsFlags::ST_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+    ] {
+        if f.contains(st) {
+            have |= attr;
+        }
+    }
+    if have & super::flags_to_attrs(MsFlags::empty(), m.cleared).clr & LOCKABLE != 0 {
+        return Err(denied);
+    }
+    if m.attrs.clr & sys::MOUNT_ATTR__ATIME != 0 {
+        let mut atime = if f.contains(FsFlags::ST_NOATIME) {
+            sys::MOUNT_ATTR_NOATIME
+        } else if f.contains(FsFlags::ST_RELATIME) {
+            sys::MOUNT_ATTR_RELATIME
+        } else {
+            sys::MOUNT_ATTR_STRICTATIME
+        };
+        if f.contains(FsFlags::ST_NODIRATIME) {
+            atime |= sys::MOUNT_ATTR_NODIRATIME;
+        }
+        if m.attrs.set & (sys::MOUNT_ATTR__ATIME | sys::MOUNT_ATTR_NODIRATIME) != atime {
+            return Err(denied);
+        }
+    }
+    sys::mount_setattr(fd, false, m.attrs.set | have, m.attrs.clr & !have, 0)
 }
 
 /// The rootfs as the mount namespace names it: resolved destinations are checked against it.
