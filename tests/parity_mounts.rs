@@ -43,6 +43,58 @@ impl HostMount {
     }
 }
 
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// runc processes the mount list in order, and a mount source is looked up when its turn
+/// comes: a source under the rootfs that an earlier mount made exists by then. Here an
+/// idmapped bind (made by the host side, which used to open every idmapped source before the
+/// container's mounts existed: ENOENT) and a plain bind both take theirs from a volume bound
+/// at /a just before them.
+#[test]
+fn a_bind_source_inside_the_rootfs_made_by_an_earlier_mount_is_found() {
+    require_root!();
+    let mut env = Env::new(&["stat", "-c", "%n %u", "/a/x", "/b/x", "/c"]);
+    let vol = env.dir.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("x"), "x").unwrap();
+    let rootfs = env.rootfs();
+    add_mount(&mut env, bind("/a", &vol, &["rbind"]));
+    add_mount(&mut env, bind("/b", &rootfs.join("a"), &["bind", "idmap"]));
+    add_mount(&mut env, bind("/c", &rootfs.join("a/x"), &["bind"]));
+    env.map_root_to(100000);
+    let id = env.id("order");
+    let o = env.run(&id);
+    o.ok();
+    // Host root is unmapped in the container (overflow id) except through the idmapped mount.
+    assert_eq!(o.stdout, "/a/x 65534\n/b/x 0\n/c 65534\n", "{}", o.stderr);
+    assert!(!rootfs.join("a").join("x").exists(), "the volume leaked into the image");
+    env.assert_gone(&id);
+}
+
+/// A bind source under a host directory only host root may search (0700): the container's
+/// root (host uid 100000) cannot open it, so berth's host side opens it, as runc does for
+/// sources its init cannot stat in the user namespace.
+#[test]
+fn a_bind_source_the_container_root_cannot_reach_is_opened_by_the_host() {
+    require_root!();
+    let mut env = Env::new(&["cat", "/data/f"]);
+    let private = env.dir.join("private");
+    std::fs::create_dir_all(private.join("data")).unwrap();
+    std::fs::write(private.join("data/f"), "reached\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    add_mount(&mut env, bind("/data", &private.join("data"), &["rbind", "ro"]));
+    env.map_root_to(100000);
+    let id = env.id("unreach");
+    let o = env.run(&id);
+    o.ok();
+    assert_eq!(o.stdout, "reached\n", "{}", o.stderr);
+    env.assert_gone(&id);
+}
+
 /// A tmpfs over an existing directory takes that directory's mode, set-id and sticky bits
 /// included (runc prepends `mode=` from a stat of the destination); an explicit `mode=` wins;
 /// a new directory gets tmpfs's default (1777).

@@ -30,6 +30,12 @@ pub fn child_main(plan: &Plan, sync: Sync) -> ! {
     }
 }
 
+/// Mount `i`'s source, made by berth's host side (sync.rs `MountSource`).
+fn mount_source(sync: &super::sync::Sync, i: usize) -> Result<std::os::fd::OwnedFd> {
+    sync.send(&Msg::MountSource(i32::try_from(i).context("mount index")?))?;
+    sync.expect_fd(Msg::MountSourceFd)
+}
+
 fn step<T>(what: &str, r: nix::Result<T>) -> Result<T> {
     r.map_err(|e| anyhow!("{what}: {e}"))
 }
@@ -137,7 +143,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             sync.send(&Msg::RootMount(id))?;
             sync.expect(Msg::RootMountSaved)
         })?;
-        setup::mount_all(root.as_fd(), rootfs, &|| enter_cgroups(plan, sync, &entered))?;
+        setup::mount_all(root.as_fd(), rootfs, &|| enter_cgroups(plan, sync, &entered), &|i| {
+            mount_source(sync, i)
+        })?;
         // Device nodes only inside the cgroups: a v1 devices cgroup also governs mknod.
         enter_cgroups(plan, sync, &entered)?;
         setup::setup_dev(root.as_fd(), rootfs)?;

@@ -438,6 +438,15 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Even
                 net_devices = Some(namespaces::netdev::move_in(&plan.net_devices, init_pid)?);
                 ours.send(&Msg::NetDevicesDone)?;
             }
+            Some(Msg::MountSource(i)) => {
+                let r = plan
+                    .rootfs
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("sync: mount source requested without a rootfs"))?;
+                let i = usize::try_from(i).map_err(|_| anyhow!("sync: mount source {i} requested"))?;
+                let tree = crate::rootfs::idmap::host_source(r, i, init_pid)?;
+                ours.send_fd(&Msg::MountSourceFd, std::os::fd::AsFd::as_fd(&tree))?;
+            }
             Some(Msg::MapRequest) => {
                 namespaces::write_maps(pid, &plan.ns)?;
                 ours.send(&Msg::MapDone)?;

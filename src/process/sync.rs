@@ -14,6 +14,8 @@
 //! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
 //! | 4'| child → parent | `RootMount(id)`    | no mount namespace of the container's own: the mount id of the rootfs clone about to be attached (rootfs/inplace.rs) |
 //! | 4'| parent → child | `RootMountSaved`   | answer to the above: recorded in state.json, so delete finds it even if create dies now |
+//! | 4'| child → parent | `MountSource(i)`   | mount `i`'s source must come from the host side (idmap.rs `host_source`): an idmapped bind from inside the rootfs, or a source the container's root cannot reach |
+//! | 4'| parent → child | `MountSourceFd` + fd | answer: the source as a detached mount tree (SCM_RIGHTS); the parent fails create instead when it cannot make it |
 //! | 4'| child → parent | `Console` + fd     | process.terminal: the pty master (SCM_RIGHTS), before Ready  |
 //! | 4"| child → parent | `Hooks`            | mounts done, before pivot_root: parent runs prestart + createRuntime |
 //! | 4"| parent → child | `HooksDone(pid)`   | the init's host pid, for the state JSON the child's createContainer/startContainer hooks read (the child builds it: with annotations it can outgrow one message) |
@@ -49,6 +51,8 @@ pub enum Msg {
     RootMountSaved,
     NetDevices,
     NetDevicesDone,
+    MountSource(i32),
+    MountSourceFd,
 }
 
 impl Msg {
@@ -73,6 +77,8 @@ impl Msg {
             Msg::RootMountSaved => (17, 0, ""),
             Msg::NetDevices => (18, 0, ""),
             Msg::NetDevicesDone => (19, 0, ""),
+            Msg::MountSource(i) => (20, *i, ""),
+            Msg::MountSourceFd => (21, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -106,6 +112,8 @@ impl Msg {
             17 => Msg::RootMountSaved,
             18 => Msg::NetDevices,
             19 => Msg::NetDevicesDone,
+            20 => Msg::MountSource(num),
+            21 => Msg::MountSourceFd,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -198,6 +206,20 @@ impl Sync {
         }
     }
 
+    /// Like `expect`, for a message that carries an fd.
+    pub fn expect_fd(&self, want: Msg) -> Result<OwnedFd> {
+        loop {
+            match self.recv_fd()? {
+                Some((m, Some(fd))) if m == want => return Ok(fd),
+                Some((m, None)) if m == want => bail!("sync: {want:?} without its fd"),
+                Some((Msg::Joined, _)) => self.joined.set(true),
+                Some((Msg::Error(_, msg), _)) => return Err(anyhow!(msg)),
+                Some((m, _)) => bail!("sync: expected {want:?}, got {m:?}"),
+                None => bail!("sync: peer exited while waiting for {want:?}"),
+            }
+        }
+    }
+
     /// An Error the peer already sent, without waiting (None if nothing is queued). Used when a
     /// step on the peer's pid failed: if the peer died of its own error, that is the real cause.
     pub fn pending_error(&self) -> Option<String> {
@@ -269,6 +291,7 @@ mod tests {
             Msg::Start,
             Msg::RootMount(77),
             Msg::RootMountSaved,
+            Msg::MountSource(7),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
@@ -278,6 +301,11 @@ mod tests {
         let (m, fd) = b.recv_fd().unwrap().unwrap();
         assert_eq!(m, Msg::SeccompFd);
         assert!(fd.is_some());
+        // An fd awaited with `expect_fd`; Joined may come first.
+        a.send(&Msg::Joined).unwrap();
+        a.send_fd(&Msg::MountSourceFd, r.as_fd()).unwrap();
+        assert!(b.expect_fd(Msg::MountSourceFd).is_ok());
+        b.expect(Msg::Joined).unwrap();
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

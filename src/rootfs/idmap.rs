@@ -9,6 +9,7 @@
 
 use super::{Kind, MountPlan};
 use crate::process::spawn::{self, PidGuard};
+use crate::process::sync::Msg;
 use crate::sys;
 use anyhow::{anyhow, bail, Result};
 use nix::mount::MsFlags;
@@ -138,36 +139,122 @@ fn userns_with(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
     // The guard kills and reaps the helper: the fd keeps the namespace alive.
 }
 
-/// Make the detached idmapped tree of every idmapped bind. `propagation` is the rootfs's
-/// (MS_SLAVE or MS_PRIVATE): an open_tree clone joins its source's peer group, and the
-/// container's mounts must never propagate back to the host.
-pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> {
-    let prop = if propagation.contains(MsFlags::MS_PRIVATE) {
-        MsFlags::MS_PRIVATE
+/// The user namespace whose mappings an idmapped mount shows.
+fn idmap_userns(idm: &Idmap, dest: &Path) -> Result<OwnedFd> {
+    match &idm.userns_path {
+        Some(p) => sys::open(p.as_path(), libc::O_RDONLY, 0)
+            .map_err(|e| anyhow!("open user namespace {} for idmapped mounts: {e}", p.display())),
+        None => userns_with(&idm.uid_map, &idm.gid_map)
+            .map_err(|e| anyhow!("mounts: /{}: user namespace for the idmap: {e:#}", dest.display())),
+    }
+}
+
+/// The propagation of a detached tree: the rootfs's (MS_SLAVE or MS_PRIVATE). An open_tree
+/// clone joins its source's peer group, and the container's mounts must never propagate back
+/// to the host.
+fn tree_propagation(root_propagation: MsFlags) -> u64 {
+    if root_propagation.contains(MsFlags::MS_PRIVATE) {
+        MsFlags::MS_PRIVATE.bits()
     } else {
-        MsFlags::MS_SLAVE
-    };
+        MsFlags::MS_SLAVE.bits()
+    }
+}
+
+/// Make the detached idmapped tree of every idmapped bind whose source is on the host. A
+/// source inside the rootfs is made when its turn comes (`host_source`): earlier mounts of the
+/// list may make it.
+pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> {
+    let prop = tree_propagation(propagation);
     let mut cache: HashMap<(String, String, Option<PathBuf>), OwnedFd> = HashMap::new();
-    for m in mounts.iter_mut() {
+    for m in mounts.iter_mut().filter(|m| m.in_root.is_none()) {
         let (Some(idm), Kind::Bind { src, recursive }) = (m.idmap.as_ref(), &m.kind) else {
             continue;
         };
         let key = (idm.uid_map.clone(), idm.gid_map.clone(), idm.userns_path.clone());
         if !cache.contains_key(&key) {
-            let fd = match &idm.userns_path {
-                Some(p) => sys::open(p.as_path(), libc::O_RDONLY, 0)
-                    .map_err(|e| anyhow!("open user namespace {} for idmapped mounts: {e}", p.display()))?,
-                None => userns_with(&idm.uid_map, &idm.gid_map)
-                    .map_err(|e| anyhow!("mounts: /{}: user namespace for the idmap: {e:#}", m.dest.display()))?,
-            };
-            cache.insert(key.clone(), fd);
+            cache.insert(key.clone(), idmap_userns(idm, &m.dest)?);
         }
         let userns = cache[&key].as_fd();
-        let tree = detach(src, *recursive, idm.recursive, userns, prop.bits())
+        let c = cpath(src)?;
+        let tree = sys::open_tree_clone(&c, *recursive)
+            .map_err(|e| anyhow!("open_tree {}: {e}{}", src.display(), hint(e)))
+            .and_then(|t| idmap_tree(t, src, idm.recursive, userns, prop))
             .map_err(|e| anyhow!("mounts: /{}: {e:#}", m.dest.display()))?;
         m.tree = Some(Tree(Arc::new(tree)));
     }
     Ok(())
+}
+
+/// The init asks for mount `i`'s source when the container's root cannot make it itself: an
+/// idmapped bind from inside the rootfs (idmapping needs CAP_SYS_ADMIN over the source's
+/// filesystem, which a container's root lacks), or a bind source the container's root may not
+/// reach (a host directory only host root may search). runc's host side does the same
+/// (procMountPlease). A helper forked from berth joins the init's mount namespace, where the
+/// earlier mounts of the list exist, and clones the source there with berth's host
+/// credentials; a source inside the rootfs is resolved inside it. The detached (and, when
+/// asked, idmapped) tree comes back to the init, which attaches it at its in-root destination.
+pub fn host_source(plan: &super::RootfsPlan, i: usize, init_pid: i32) -> Result<OwnedFd> {
+    let Some(m) = plan.mounts.get(i) else {
+        bail!("sync: mount source {i} requested, the config has {}", plan.mounts.len());
+    };
+    let Kind::Bind { src, recursive } = &m.kind else {
+        bail!("sync: mount source {i} requested for a mount that is not a bind");
+    };
+    let what = |e: anyhow::Error| anyhow!("mounts: /{}: {e:#}", m.dest.display());
+    let mntns = sys::open(format!("/proc/{init_pid}/ns/mnt").as_str(), libc::O_RDONLY, 0)
+        .map_err(|e| what(anyhow!("open the mount namespace of {init_pid}: {e}")))?;
+    let userns = m.idmap.as_ref().map(|idm| idmap_userns(idm, &m.dest)).transpose()?;
+    let (ours, theirs) = crate::process::sync::Sync::pair()?;
+    let mut guard = PidGuard::default();
+    let Some(pid) = spawn::clone(0)? else {
+        drop(ours);
+        let r = sys::setns(mntns.as_fd(), libc::CLONE_NEWNS)
+            .map_err(|e| anyhow!("join the container's mount namespace: {e}"))
+            .and_then(|()| clone_source(plan, m, src, *recursive, userns.as_ref().map(|u| u.as_fd())));
+        let sent = match r {
+            Ok(tree) => theirs.send_fd(&Msg::MountSourceFd, tree.as_fd()),
+            Err(e) => theirs.send(&Msg::Error(0, format!("{e:#}"))),
+        };
+        sys::exit_now(i32::from(sent.is_err()));
+    };
+    guard.push(pid);
+    drop(theirs);
+    // On return the guard reaps the helper, which exits once it has answered.
+    match ours.recv_fd()? {
+        Some((Msg::MountSourceFd, Some(fd))) => Ok(fd),
+        Some((Msg::Error(_, e), _)) => Err(what(anyhow!(e))),
+        other => Err(what(anyhow!("mount source helper: unexpected {other:?}"))),
+    }
+}
+
+/// In the helper, inside the container's mount namespace: the source as a detached tree.
+fn clone_source(
+    plan: &super::RootfsPlan,
+    m: &MountPlan,
+    src: &Path,
+    recursive: bool,
+    userns: Option<std::os::fd::BorrowedFd>,
+) -> Result<OwnedFd> {
+    let fd = match &m.in_root {
+        Some(rel) => {
+            let root = sys::open(&plan.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .map_err(|e| anyhow!("open rootfs {}: {e}", plan.rootfs.display()))?;
+            super::resolve::open(root.as_fd(), rel, 0)
+        }
+        None => sys::open(src, libc::O_PATH, 0),
+    }
+    .map_err(|e| anyhow!("bind mount source {}: {e}", src.display()))?;
+    let tree = sys::open_tree_clone_fd(fd.as_fd(), recursive)
+        .map_err(|e| anyhow!("open_tree {}: {e}{}", src.display(), hint(e)))?;
+    let prop = tree_propagation(plan.root_propagation);
+    match (userns, &m.idmap) {
+        (Some(userns), Some(idm)) => idmap_tree(tree, src, idm.recursive, userns, prop),
+        _ => {
+            sys::mount_setattr(tree.as_fd(), true, 0, 0, prop)
+                .map_err(|e| anyhow!("set propagation of {}: {e}", src.display()))?;
+            Ok(tree)
+        }
+    }
 }
 
 /// Bind sources inside berth's state root (the NOTIFY_SOCKET directory) for a container with a
@@ -175,12 +262,7 @@ pub fn make_trees(mounts: &mut [MountPlan], propagation: MsFlags) -> Result<()> 
 /// them by path. The parent clones them as detached trees (runc opens such mount sources before
 /// it enters the user namespace) and the child attaches them.
 pub fn detach_private(mounts: &mut [MountPlan], state_root: &Path, propagation: MsFlags) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let prop = if propagation.contains(MsFlags::MS_PRIVATE) {
-        MsFlags::MS_PRIVATE
-    } else {
-        MsFlags::MS_SLAVE
-    };
+    let prop = tree_propagation(propagation);
     for m in mounts.iter_mut().filter(|m| m.tree.is_none()) {
         let Kind::Bind { src, recursive } = &m.kind else {
             continue;
@@ -188,8 +270,7 @@ pub fn detach_private(mounts: &mut [MountPlan], state_root: &Path, propagation: 
         if !src.starts_with(state_root) {
             continue;
         }
-        let c = std::ffi::CString::new(src.as_os_str().as_bytes())
-            .map_err(|_| anyhow!("{} contains a NUL byte", src.display()))?;
+        let c = cpath(src)?;
         let tree = match sys::open_tree_clone(&c, *recursive) {
             Ok(t) => t,
             // Rootless: no CAP_SYS_ADMIN here, but then the root is the user's, whom the
@@ -197,25 +278,29 @@ pub fn detach_private(mounts: &mut [MountPlan], state_root: &Path, propagation: 
             Err(nix::errno::Errno::EPERM) => continue,
             Err(e) => bail!("open_tree {}: {e}", src.display()),
         };
-        sys::mount_setattr(tree.as_fd(), true, 0, 0, prop.bits())
+        sys::mount_setattr(tree.as_fd(), true, 0, 0, prop)
             .map_err(|e| anyhow!("set propagation of {}: {e}", src.display()))?;
         m.tree = Some(Tree(Arc::new(tree)));
     }
     Ok(())
 }
 
-fn detach(src: &Path, rbind: bool, ridmap: bool, userns: std::os::fd::BorrowedFd, prop: u64) -> Result<OwnedFd> {
+fn cpath(src: &Path) -> Result<std::ffi::CString> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
-        .map_err(|_| anyhow!("{} contains a NUL byte", src.display()))?;
-    // Both calls need CAP_SYS_ADMIN over the source's mount and superblock (runc refuses idmap
-    // for rootless containers outright).
-    let hint = |e: nix::errno::Errno| match e {
+    std::ffi::CString::new(src.as_os_str().as_bytes()).map_err(|_| anyhow!("{} contains a NUL byte", src.display()))
+}
+
+/// open_tree and the idmap need CAP_SYS_ADMIN over the source's mount and superblock (runc
+/// refuses idmap for rootless containers outright).
+fn hint(e: nix::errno::Errno) -> &'static str {
+    match e {
         nix::errno::Errno::EINVAL => " (does the filesystem support idmapped mounts?)",
         nix::errno::Errno::EPERM => " (idmapped mounts need root in the filesystem's user namespace)",
         _ => "",
-    };
-    let tree = sys::open_tree_clone(&c, rbind).map_err(|e| anyhow!("open_tree {}: {e}{}", src.display(), hint(e)))?;
+    }
+}
+
+fn idmap_tree(tree: OwnedFd, src: &Path, ridmap: bool, userns: std::os::fd::BorrowedFd, prop: u64) -> Result<OwnedFd> {
     sys::mount_setattr_idmap(tree.as_fd(), ridmap, userns)
         .map_err(|e| anyhow!("set MOUNT_ATTR_IDMAP on {}: {e}{}", src.display(), hint(e)))?;
     sys::mount_setattr(tree.as_fd(), true, 0, 0, prop)

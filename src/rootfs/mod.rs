@@ -59,6 +59,10 @@ pub struct MountPlan {
     /// The bind source as a detached tree the parent made (idmap.rs), which the child attaches
     /// instead of opening the source by path.
     pub tree: Option<idmap::Tree>,
+    /// A bind source inside the rootfs, relative to it: resolved inside the root when the
+    /// mount's turn comes, so it sees what earlier mounts of the list put there (runc opens
+    /// sources in order) and never leaves the rootfs through an image symlink.
+    pub in_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +110,9 @@ pub struct RootfsPlan {
     pub userns: bool,
     pub cgroup_ns: bool,
     pub cgroup_mounts: Vec<CgroupSubMount>,
+    /// berth runs as root: its host side can open bind sources in the container's mount
+    /// namespace for the init (idmap.rs `host_source`), as runc's does.
+    pub host_sources: bool,
     /// --no-pivot: the host's procfs and sysfs mounts (outside the rootfs) the init detaches
     /// before it moves the rootfs over `/` (setup.rs `hide_host_pseudo_fs`).
     pub host_pseudo_fs: Vec<PathBuf>,
@@ -495,6 +502,7 @@ pub fn plan_mount(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPl
         copy_up,
         idmap,
         tree: None,
+        in_root: None,
     })
 }
 
@@ -627,6 +635,9 @@ impl RootfsPlan {
         for m in spec.mounts().iter().flatten() {
             let mut p = plan_mount(m, bundle)?;
             p.idmap = idmap::check(&p, linux)?;
+            if let Kind::Bind { src, .. } = &p.kind {
+                p.in_root = inside(rootfs, src);
+            }
             mounts.push(p);
         }
         let setup_dev = !mounts
@@ -673,8 +684,18 @@ impl RootfsPlan {
             userns,
             cgroup_ns,
             cgroup_mounts,
+            host_sources: nix::unistd::geteuid().is_root(),
         })
     }
+}
+
+/// `src` relative to the rootfs when it lies inside it (plain components only: a `..` keeps
+/// its host meaning).
+fn inside(rootfs: &Path, src: &Path) -> Option<PathBuf> {
+    let rest = src.strip_prefix(rootfs).ok()?;
+    rest.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        .then(|| rest.to_path_buf())
 }
 
 /// Mount points of full procfs and sysfs mounts of this (the host's) mount namespace outside
@@ -794,6 +815,15 @@ mod tests {
         assert_eq!(attrs(r#"["bind","strictatime"]"#).set, MOUNT_ATTR_STRICTATIME);
         // Clearing an access-time flag asks for no mode (the kernel's remount rule).
         assert_eq!(attrs(r#"["bind","atime"]"#).clr & MOUNT_ATTR__ATIME, 0);
+    }
+
+    #[test]
+    fn sources_inside_the_rootfs_are_taken_relative_to_it() {
+        let r = Path::new("/b/rootfs");
+        assert_eq!(inside(r, Path::new("/b/rootfs/a/x")), Some(PathBuf::from("a/x")));
+        assert_eq!(inside(r, Path::new("/b/rootfs")), Some(PathBuf::new()));
+        assert_eq!(inside(r, Path::new("/b/rootfs/../x")), None);
+        assert_eq!(inside(r, Path::new("/b/rootfsx")), None);
     }
 
     #[test]

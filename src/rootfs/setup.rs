@@ -196,8 +196,21 @@ fn target(
     Ok(fd)
 }
 
-fn bind(src: &Path, root: BorrowedFd, rootp: &Path, m: &MountPlan, dest: &Path, recursive: bool) -> Result<()> {
-    let srcfd = sys::open(src, libc::O_PATH, 0).map_err(|e| anyhow!("bind mount source {}: {e}", src.display()))?;
+/// An O_PATH fd of a host path used as a bind source.
+fn host_path(src: &Path) -> Result<OwnedFd> {
+    sys::open(src, libc::O_PATH, 0).map_err(|e| anyhow!("bind mount source {}: {e}", src.display()))
+}
+
+/// Bind `srcfd` (`src` names it in messages) at `dest`, resolved in the root.
+fn bind(
+    srcfd: OwnedFd,
+    src: &Path,
+    root: BorrowedFd,
+    rootp: &Path,
+    m: &MountPlan,
+    dest: &Path,
+    recursive: bool,
+) -> Result<()> {
     let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&srcfd))
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .map_err(|e| anyhow!("stat {}: {e}", src.display()))?;
@@ -322,8 +335,8 @@ fn mount_fs(root: BorrowedFd, rootp: &Path, m: &MountPlan, typ: &str, src: &str,
         // sysfs needs the network namespace, mqueue the IPC namespace, to be owned by our user
         // namespace; when they are the host's, runc bind-mounts the host's instead.
         Err(nix::errno::Errno::EPERM) if userns && (typ == "sysfs" || typ == "mqueue") => {
-            let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
-            bind(Path::new(host), root, rootp, m, &m.dest, true)?;
+            let host = Path::new(if typ == "sysfs" { "/sys" } else { "/dev/mqueue" });
+            bind(host_path(host)?, host, root, rootp, m, &m.dest, true)?;
             let fd = resolve::open(root, &m.dest, 0)?;
             let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
             sys::mount_setattr(fd.as_fd(), true, attrs.set, attrs.clr, 0)
@@ -349,7 +362,7 @@ fn mount_cgroup(root: BorrowedFd, rootp: &Path, m: &MountPlan, plan: &RootfsPlan
             )
             .map_err(|e| anyhow!("mount cgroup2 on {}: {e}", show(&m.dest)))?;
         } else {
-            bind(&s.host_dir, root, rootp, m, &m.dest, false)?;
+            bind(host_path(&s.host_dir)?, &s.host_dir, root, rootp, m, &m.dest, false)?;
             let fd = resolve::open(root, &m.dest, 0)?;
             let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
             sys::mount_setattr(fd.as_fd(), false, attrs.set, 0, 0)
@@ -385,7 +398,7 @@ fn mount_cgroup(root: BorrowedFd, rootp: &Path, m: &MountPlan, plan: &RootfsPlan
             )
             .map_err(|e| anyhow!("mount {typ} ({}) on {}: {e}", s.options, show(&sub)))?;
         } else {
-            bind(&s.host_dir, root, rootp, m, &sub, false)?;
+            bind(host_path(&s.host_dir)?, &s.host_dir, root, rootp, m, &sub, false)?;
             let fd = resolve::open(root, &sub, 0)?;
             let attrs = super::flags_to_attrs(m.flags, MsFlags::empty());
             sys::mount_setattr(fd.as_fd(), false, attrs.set, 0, 0)
@@ -402,20 +415,47 @@ fn mount_cgroup(root: BorrowedFd, rootp: &Path, m: &MountPlan, plan: &RootfsPlan
     Ok(())
 }
 
-/// Every configured mount, in order. `in_cgroups` is called before the first cgroup mount: it
-/// returns once the init is in the container's cgroups (and cgroup namespace), which the
-/// cgroupfs mounts show.
-pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan, in_cgroups: &dyn Fn() -> Result<()>) -> Result<()> {
+/// Every configured mount, in order: each source is looked up when its turn comes, after the
+/// mounts before it (runc). `in_cgroups` is called before the first cgroup mount: it returns
+/// once the init is in the container's cgroups (and cgroup namespace), which the cgroupfs
+/// mounts show. `host_source(i)` asks berth's host side for mount i's source as a detached
+/// tree (idmap.rs `host_source`).
+pub fn mount_all(
+    root: BorrowedFd,
+    plan: &RootfsPlan,
+    in_cgroups: &dyn Fn() -> Result<()>,
+    host_source: &dyn Fn(usize) -> Result<OwnedFd>,
+) -> Result<()> {
     let rootp = root_path(root)?;
-    for m in &plan.mounts {
+    for (i, m) in plan.mounts.iter().enumerate() {
         if matches!(m.kind, Kind::Cgroup) {
             in_cgroups()?;
         }
         match &m.kind {
-            Kind::Bind { src, recursive } => match &m.tree {
-                Some(tree) => attach(tree.0.as_fd(), src, root, &rootp, m)?,
-                None => bind(src, root, &rootp, m, &m.dest, *recursive)?,
-            },
+            Kind::Bind { src, recursive } => {
+                if let Some(tree) = &m.tree {
+                    attach(tree.0.as_fd(), src, root, &rootp, m)?;
+                } else if m.idmap.is_some() {
+                    // Idmapped, from inside the rootfs: only the host side may idmap it.
+                    attach(host_source(i)?.as_fd(), src, root, &rootp, m)?;
+                } else {
+                    let opened = match &m.in_root {
+                        Some(rel) => resolve::open(root, rel, 0),
+                        None => sys::open(src.as_path(), libc::O_PATH, 0),
+                    };
+                    match opened {
+                        Ok(fd) => bind(fd, src, root, &rootp, m, &m.dest, *recursive)?,
+                        // A source the container's root may not reach (a host directory only
+                        // host root may search): runc's host side opens it.
+                        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)
+                            if plan.userns && plan.host_sources =>
+                        {
+                            attach(host_source(i)?.as_fd(), src, root, &rootp, m)?
+                        }
+                        Err(e) => bail!("bind mount source {}: {e}", src.display()),
+                    }
+                }
+            }
             Kind::Fs { typ, src } => mount_fs(root, &rootp, m, typ, src, plan.userns)?,
             Kind::Cgroup => mount_cgroup(root, &rootp, m, plan)?,
         }

@@ -155,6 +155,20 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `open_tree(2)` like `open_tree_clone`, of the mount an fd (O_PATH) names (AT_EMPTY_PATH).
+pub fn open_tree_clone_fd(fd: BorrowedFd, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: "" is a valid C string; plain syscall otherwise.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    let fd = Errno::result(ret)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// `move_mount(2)` of the detached tree `from` onto the directory (or file) `to` names; both
 /// are fds, so no path is walked again.
 pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
