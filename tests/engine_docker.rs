@@ -118,8 +118,10 @@ fn docker_run_with_berth() {
             "--hostname",
             "hh",
             "--read-only",
+            // Docker makes the working directory (root, 0755) before the runtime runs, and a
+            // tmpfs over an existing directory takes its mode (runc): the mode is given here.
             "--tmpfs",
-            "/scratch",
+            "/scratch:mode=1777",
             "-e",
             "FOO=bar",
             "-w",
