@@ -21,7 +21,7 @@ pub use resources::apply_resources;
 pub mod devices;
 
 use crate::container::state::CgroupState;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// Write one cgroup file; the error names the value, the file and the errno as runc users
@@ -176,6 +176,30 @@ impl CgroupState {
     /// Pure v2: the unified directory carries the resource controllers (no v1 hierarchy does).
     pub fn v2_only(&self) -> bool {
         self.unified().is_some() && resources::v1_dirs(&self.paths).is_empty()
+    }
+
+    /// runc 1.2's check before a create: a cgroup that already holds processes (another
+    /// container's, through the same cgroupsPath) or that is frozen is refused. The init would
+    /// share the other container's limits and be killed with it, or sit frozen forever; and a
+    /// failed create here must never signal the processes it found.
+    pub fn check_unused(&self) -> Result<()> {
+        let n = self.procs().len();
+        if n != 0 {
+            bail!("container's cgroup is not empty: {n} process(es) found");
+        }
+        // Both freezers: on hybrid hosts cgroup2's cgroup.freeze stops tasks as well.
+        let v1 = self
+            .freezer
+            .as_ref()
+            .is_some_and(|f| read_file(f, "freezer.state").is_ok_and(|s| s == "FROZEN"));
+        let v2 = self
+            .paths
+            .iter()
+            .any(|p| read_file(p, "cgroup.freeze").is_ok_and(|s| s == "1"));
+        if v1 || v2 {
+            bail!("container's cgroup unexpectedly frozen");
+        }
+        Ok(())
     }
 
     /// Move a process into every hierarchy.

@@ -114,6 +114,8 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
         let mut cg = CgroupState::plan(cp.as_deref(), id)?;
         cg.rootless = g.rootless();
+        // Before the cleanup owns it: a refused cgroup is someone else's, never killed.
+        cg.check_unused()?;
         Some(cg)
     } else {
         None

@@ -1,0 +1,123 @@
+//! runc 1.2+ parity: cgroups, devices, seccomp, namespaces, hooks and CLI details, each checked
+//! through the real binary on whatever cgroup layout the host has (hybrid here). Cases that
+//! need a pure cgroup v2 host live in tests/cgroups.rs, which the VM runs.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+fn run_detached(env: &Env, id: &str) {
+    let b = env.bundle.to_string_lossy().into_owned();
+    env.berth(&["run", "-d", "-b", &b, id]).ok();
+}
+
+/// Skip (print, or panic under CI) when a prerequisite is missing.
+fn skip(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("prerequisite missing under CI: {why}");
+    }
+    eprintln!("skipped: {why}");
+}
+
+// ---- 2. a cgroup in use or frozen is refused ----
+
+/// runc 1.2: a second container pointed (cgroupsPath) at the cgroup of a running one is
+/// refused before anything runs, and the running one is left alone.
+#[test]
+fn create_refuses_a_cgroup_that_holds_another_containers_processes() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "100"]);
+    let name = unique("berth-shared");
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    env.save();
+    let first = env.id("first");
+    run_detached(&env, &first);
+    let second = env.id("second");
+    let o = env.create(&second);
+    assert_ne!(o.code, 0, "a second container was created in the same cgroup");
+    assert!(
+        o.stderr
+            .contains("container's cgroup is not empty: 1 process(es) found"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !env.root.join(&second).exists(),
+        "state of the refused container left behind"
+    );
+    assert_eq!(
+        env.status(&first),
+        "running",
+        "the refused create touched the first container"
+    );
+    env.berth(&["delete", "--force", &first]).ok();
+    env.assert_gone(&first);
+    assert_no_cgroup(&name);
+}
+
+/// A cgroup someone froze, removed (thawed first) when dropped.
+struct FrozenCgroup(Vec<(PathBuf, &'static str, &'static str)>);
+
+impl FrozenCgroup {
+    /// Freeze `name` where berth would put the container: the v1 freezer hierarchy where there
+    /// is one, else cgroup2's cgroup.freeze. None when the host has neither.
+    fn make(name: &str) -> Option<FrozenCgroup> {
+        let v1 = Path::new("/sys/fs/cgroup/freezer");
+        let (dir, file, on, off) = if v1.join("freezer.state").exists() || v1.join("cgroup.procs").exists() {
+            (v1.join(name), "freezer.state", "FROZEN", "THAWED")
+        } else if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            (Path::new("/sys/fs/cgroup").join(name), "cgroup.freeze", "1", "0")
+        } else {
+            return None;
+        };
+        std::fs::create_dir(&dir).unwrap();
+        let g = FrozenCgroup(vec![(dir.clone(), file, off)]);
+        std::fs::write(dir.join(file), on).unwrap();
+        Some(g)
+    }
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        for (dir, file, off) in &self.0 {
+            let _ = std::fs::write(dir.join(file), off);
+            for _ in 0..200 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// A frozen cgroup is refused at create (runc 1.2); `run` used to hang forever with its init
+/// frozen. The cgroup is not berth's: it stays, frozen, and nothing of the container is left.
+#[test]
+fn create_refuses_a_frozen_cgroup() {
+    require_root!();
+    let name = unique("berth-frozen");
+    let Some(frozen) = FrozenCgroup::make(&name) else {
+        return skip("no freezer (v1 freezer hierarchy or cgroup2) on this host");
+    };
+    let mut env = Env::new(&["true"]);
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    env.save();
+    let id = env.id("frozen");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = run_with_timeout(env.cmd(&["run", "-b", &b, &id]), 20, None);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("container's cgroup unexpectedly frozen"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !env.root.join(&id).exists(),
+        "state of the refused container left behind"
+    );
+    let (dir, _, _) = &frozen.0[0];
+    assert!(dir.is_dir(), "berth removed a cgroup it did not make");
+    drop(frozen);
+    assert_no_cgroup(&name);
+}
