@@ -121,3 +121,40 @@ fn create_refuses_a_frozen_cgroup() {
     drop(frozen);
     assert_no_cgroup(&name);
 }
+
+// ---- 5. linux.devices never override linux.resources.devices ----
+
+/// sh: prints "w:ok" or "w:EPERM" for a write-only open of /dev/kmsg (c 1:11, in no default
+/// rule; a write-only open needs no CAP_SYSLOG and writes nothing).
+const KMSG_WRITE: &str = r#"if (: > /dev/kmsg) 2>/tmp/e; then echo w:ok;
+  elif grep -q 'not permitted' /tmp/e; then echo w:EPERM; else cat /tmp/e; fi"#;
+
+/// As runc (specconv: only runc's default allowlist follows the config's rules), a device the
+/// config creates gets no allow rule of its own: an explicit deny of it in
+/// linux.resources.devices holds (it used to be re-allowed as `c 1:11 rwm` after the rules),
+/// and the node is reachable only where the rules allow it.
+#[test]
+fn linux_devices_do_not_override_a_deny_rule() {
+    require_root!();
+    let kmsg = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666}]);
+    let deny_all = json!({"allow": false, "access": "rwm"});
+    let allow_all = json!({"allow": true, "access": "rwm"});
+    let rule =
+        |allow: bool, access: &str| json!({"allow": allow, "type": "c", "major": 1, "minor": 11, "access": access});
+    for (rules, want) in [
+        (json!([deny_all, rule(false, "rwm")]), "w:EPERM"),
+        (json!([allow_all, rule(false, "w")]), "w:EPERM"),
+        (json!([deny_all]), "w:EPERM"),
+        (json!([deny_all, rule(true, "w")]), "w:ok"),
+    ] {
+        let mut env = Env::new(&["sh", "-c", KMSG_WRITE]);
+        env.config["linux"]["devices"] = kmsg.clone();
+        env.config["linux"]["resources"]["devices"] = rules.clone();
+        env.save();
+        let id = env.id("kmsg");
+        let o = env.run(&id);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(o.stdout.trim(), want, "rules {rules}");
+        env.assert_gone(&id);
+    }
+}

@@ -1,5 +1,5 @@
-//! Device rules, for both cgroup versions: runc's default allowlist, the config's
-//! `linux.resources.devices` rules (in order) and the devices the config creates. v1 writes them
+//! Device rules, for both cgroup versions: the config's `linux.resources.devices` rules (in
+//! order), then runc's default allowlist. v1 writes them
 //! to devices.deny/devices.allow (deny everything first, below); v2 compiles them into an eBPF
 //! program (bpf.rs). Without them a container root with CAP_MKNOD could `mknod` a host disk and
 //! read it raw. One list for both, so a container may reach the same devices on either: v2's
@@ -212,9 +212,11 @@ fn check_number(n: Option<i64>) -> Result<()> {
     }
 }
 
-/// The effective list as runc builds it: the config's rules, then the defaults, then every
-/// device the config creates (read, write, mknod), applied in order with v1's semantics
-/// (`Policy`); a list v1 would apply differently from what it says is refused here.
+/// The effective list as runc builds it (specconv.CreateCgroupConfig): the config's rules,
+/// then the defaults, applied in order with v1's semantics (`Policy`); a list v1 would apply
+/// differently from what it says is refused here. The devices the config creates are checked
+/// but get no rule of their own, as in runc: a deny in linux.resources.devices holds for them
+/// too, and engines allow what they add there (docker/podman `--device`, CRI device plugins).
 pub fn effective(resources: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Vec<Rule>> {
     let mut out = Vec::new();
     for d in resources {
@@ -236,9 +238,6 @@ pub fn effective(resources: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Re
         }
         if [d.major(), d.minor()].iter().any(|n| !(0..u32::MAX as i64).contains(n)) {
             bail!("linux.devices: {p}: major/minor out of range");
-        }
-        if let Some(typ) = type_char(Some(d.typ())) {
-            out.push(Rule::new(true, typ, Some(d.major()), Some(d.minor()), "rwm"));
         }
     }
     Policy::from_rules(&out)?;
@@ -285,8 +284,7 @@ pub fn v1_dir(hs: &[super::detect::Hierarchy], paths: &[std::path::PathBuf]) -> 
     paths.iter().find(|p| p.starts_with(&h.mountpoint)).cloned()
 }
 
-/// `update` with devices: the new rules plus runc's defaults (the config's own device nodes
-/// are not known to `update`; runc re-reads them from its saved config).
+/// `update` with devices: the new rules plus runc's defaults, the same list create writes.
 pub fn from_resources(devs: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
     effective(devs, &[])
 }
@@ -296,7 +294,7 @@ pub(crate) mod tests {
     use super::*;
 
     #[test]
-    fn deny_all_then_defaults_then_config() {
+    fn deny_all_then_config_then_defaults() {
         let spec: Spec = serde_json::from_str(
             r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[
                 {"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rw"}]},
@@ -310,10 +308,9 @@ pub(crate) mod tests {
         assert_eq!(w[3], ("devices.allow", "c *:* m".to_string()));
         assert!(w.contains(&("devices.allow", "c 136:* rwm".to_string())));
         assert!(w.contains(&("devices.allow", "c 1:3 rwm".to_string())));
-        assert_eq!(w.last().unwrap(), &("devices.allow", "b 8:0 rwm".to_string()));
-        assert!(!w
-            .iter()
-            .any(|(f, l)| *f == "devices.allow" && l.starts_with("b 8:") && l != "b 8:0 rwm"));
+        // As runc: the device the config creates gets no rule of its own.
+        assert!(!w.iter().any(|(_, l)| l.starts_with("b 8:")));
+        assert_eq!(w.len(), 3 + defaults().len());
     }
 
     #[test]

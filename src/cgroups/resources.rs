@@ -35,14 +35,14 @@ pub fn v1_dirs(paths: &[PathBuf]) -> BTreeMap<String, PathBuf> {
     out
 }
 
-/// Apply linux.resources at create time (the device filter also allows linux.devices).
+/// Apply linux.resources at create time (linux.devices are checked with the device rules).
 pub fn apply_resources(cg: Option<&CgroupState>, linux: &Linux) -> Result<()> {
     let Some(cg) = cg else { return Ok(()) };
     let mut r = linux.resources().clone().unwrap_or_default();
     let devices = linux.devices().clone().unwrap_or_default();
     if !cg.v2_only() {
         // v1: create writes the complete device list itself right after (devices::rules: these
-        // rules, runc's defaults, linux.devices); writing these first only costs syscalls.
+        // rules, then runc's defaults); writing these first only costs syscalls.
         r.set_devices(None);
         if is_empty(&r) {
             return Ok(());

@@ -243,7 +243,7 @@ fn make_cgroups(
     crate::fault::point("after-cgroups");
     crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
     if let Some(cg) = &cleanup.cgroup {
-        // Deny-all plus the device allowlist and the config's own nodes (after the resources,
+        // Deny-all, the config's rules, then runc's allowlist (after the resources,
         // so this full list is what stays).
         if let Some(d) = crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
             crate::cgroups::devices::apply_v1(&d, device_rules)?;
