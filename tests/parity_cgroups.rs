@@ -11,6 +11,27 @@ fn run_detached(env: &Env, id: &str) {
     env.berth(&["run", "-d", "-b", &b, id]).ok();
 }
 
+/// The container's cgroup directories, from its state.json.
+fn cg_paths(env: &Env, id: &str) -> Vec<PathBuf> {
+    let st: Value = serde_json::from_slice(&std::fs::read(env.root.join(id).join("state.json")).unwrap()).unwrap();
+    st["cgroup"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect()
+}
+
+/// The first of `name` found in the container's cgroup directories.
+fn cg_read(env: &Env, id: &str, name: &str) -> String {
+    cg_paths(env, id)
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p.join(name)).ok())
+        .unwrap_or_else(|| panic!("no {name} in the cgroups of {id}"))
+        .trim()
+        .to_string()
+}
+
 /// Skip (print, or panic under CI) when a prerequisite is missing.
 fn skip(why: &str) {
     if std::env::var_os("CI").is_some() {
@@ -157,4 +178,32 @@ fn linux_devices_do_not_override_a_deny_rule() {
         assert_eq!(o.stdout.trim(), want, "rules {rules}");
         env.assert_gone(&id);
     }
+}
+
+// ---- 1. pids.limit 0 is a limit ----
+
+/// runtime-spec 1.3 (#1279): `pids.limit: 0` is a real limit (pids.max 0: nothing may fork),
+/// not "leave it alone"; `update --pids-limit 0` too; a negative limit is "max".
+#[test]
+fn pids_limit_zero_is_a_real_limit() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "100"]);
+    env.config["linux"]["resources"]["pids"] = json!({"limit": 0});
+    env.save();
+    let id = env.id("pids0");
+    run_detached(&env, &id);
+    assert_eq!(cg_read(&env, &id, "pids.max"), "0");
+    let o = env.berth(&["exec", &id, "sh", "-c", "sleep 1 & echo forked"]);
+    assert!(
+        !o.stdout.contains("forked") && o.stderr.contains("can't fork"),
+        "{} {}",
+        o.stdout,
+        o.stderr
+    );
+    for (flag, want) in [("7", "7"), ("0", "0"), ("-1", "max")] {
+        env.berth(&["update", "--pids-limit", flag, &id]).ok();
+        assert_eq!(cg_read(&env, &id, "pids.max"), want, "--pids-limit {flag}");
+    }
+    env.berth(&["delete", "--force", &id]).ok();
+    env.assert_gone(&id);
 }

@@ -81,13 +81,13 @@ pub fn apply(dirs: &Dirs, r: &LinuxResources, update: bool) -> Result<()> {
     Ok(())
 }
 
-/// pids.max: a positive limit, or "max" for 0 > limit (0 leaves it alone, as runc 1.1).
+/// pids.max as runtime-spec 1.3 clarified it (#1279): every limit >= 0 is a real limit, 0
+/// included (no task may be forked), a negative one is "max"; only an absent `pids` leaves the
+/// file alone. runc 1.1-1.3 ignored 0; runc 1.4 honours it but writes 1 (what systemd's
+/// TasksMax can express), which forbids forks in a one-process container alike.
 pub fn pids(d: &Path, limit: i64) -> Result<()> {
-    if limit != 0 {
-        let v = if limit > 0 { limit.to_string() } else { "max".into() };
-        write_file(d, "pids.max", &v)?;
-    }
-    Ok(())
+    let v = if limit >= 0 { limit.to_string() } else { "max".into() };
+    write_file(d, "pids.max", &v)
 }
 
 fn read_u64(d: &Path, f: &str) -> Result<u64> {
