@@ -207,3 +207,50 @@ fn pids_limit_zero_is_a_real_limit() {
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
 }
+
+// ---- 7. seccomp: syscalls newer than the profile get ENOSYS ----
+
+/// Calls each number given as an argument (six zero arguments) and prints "NR:0" or "NR:ERRNO".
+const SYSCALL_PROBE: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long nr = atol(argv[i]);
+        errno = 0;
+        long r = syscall(nr, 0, 0, 0, 0, 0, 0);
+        printf("%ld:%d\n", nr, r == -1 ? errno : 0);
+    }
+    return 0;
+}
+"#;
+
+/// runc's -ENOSYS stub: with a default action that refuses (here ERRNO with EPERM), a syscall
+/// numbered above every one the profile names gets ENOSYS, so libc falls back to an older
+/// call; older unnamed syscalls still get the default errno, named ones their rule's.
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    require_root!();
+    let profile: Value = serde_json::from_str(include_str!("data/docker-like-seccomp.json")).unwrap();
+    // 1000: no such syscall; 463: setxattrat (Linux 6.13), newer than the profile and than the
+    // libseccomp that compiles it; 163: acct, old and not named; 272: unshare, denied by a rule.
+    let mut env = Env::new(&["/probe", "1000", "463", "163", "272"]);
+    if cc_static(SYSCALL_PROBE, &env.rootfs().join("probe")).is_none() {
+        return skip("gcc with static glibc (build-essential) is needed for the syscall probe");
+    }
+    env.config["linux"]["seccomp"] = profile;
+    env.save();
+    let id = env.id("enosys");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let (enosys, eperm) = (libc::ENOSYS, libc::EPERM);
+    assert_eq!(
+        o.stdout,
+        format!("1000:{enosys}\n463:{enosys}\n163:{eperm}\n272:{eperm}\n"),
+        "{}",
+        o.stderr
+    );
+    env.assert_gone(&id);
+}

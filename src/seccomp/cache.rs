@@ -45,7 +45,7 @@ pub fn key(s: &LinuxSeccomp) -> Option<String> {
     let json = serde_json::to_string(&profile).ok()?;
     let v = libseccomp::ScmpVersion::current().ok()?;
     Some(format!(
-        "berth {} {}\nlibseccomp {}.{}.{} api {}\narch {}\n{json}",
+        "berth {} {}\nlibseccomp {}.{}.{} api {}\narch {}\nstub enosys\n{json}",
         env!("CARGO_PKG_VERSION"),
         option_env!("BERTH_COMMIT").unwrap_or("unknown"),
         v.major,

@@ -5,9 +5,11 @@
 //! runc compatibility: syscall names libseccomp does not know for this architecture are skipped
 //! (runc logs "unknown seccomp syscall ... ignored"), rules whose action equals the default
 //! action are skipped (libseccomp refuses them), errnoRet defaults to EPERM, SCMP_ACT_KILL is
-//! KILL_THREAD. Unknown action, flag or operator names fail while parsing config.json.
+//! KILL_THREAD, and runc's -ENOSYS stub goes in front of the program (enosys.rs). Unknown
+//! action, flag or operator names fail while parsing config.json.
 
 pub mod cache;
+pub mod enosys;
 pub mod notify;
 
 use anyhow::{anyhow, bail, Result};
@@ -223,11 +225,13 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
 fn compile_valid(s: &LinuxSeccomp) -> Result<Compiled> {
     let default = action(s.default_action(), s.default_errno_ret())?;
     let mut f = ScmpFilterContext::new_filter(default).map_err(|e| anyhow!("linux.seccomp: init filter: {e}"))?;
+    let mut arches = Vec::new();
     for a in s.architectures().iter().flatten() {
         match arch(*a) {
             Some(sa) => {
                 f.add_arch(sa)
                     .map_err(|e| anyhow!("linux.seccomp: add architecture {}: {e}", spelled(a)))?;
+                arches.push(sa);
             }
             // Leaving a foreign architecture out only makes the filter stricter (its syscalls
             // get the bad-arch KILL), never weaker.
@@ -269,7 +273,8 @@ fn compile_valid(s: &LinuxSeccomp) -> Result<Compiled> {
     let mut raw = RawFdRef(file.as_raw_fd());
     f.export_bpf(&mut raw)
         .map_err(|e| anyhow!("seccomp: export BPF: {e}"))?;
-    c.program = read_program(file)?;
+    c.program = enosys::stub(s, &arches);
+    c.program.extend(read_program(file)?);
     if c.program.len() > BPF_MAXINSNS {
         bail!(
             "linux.seccomp: the filter compiles to {} BPF instructions, the kernel takes at most {BPF_MAXINSNS}",
