@@ -254,3 +254,64 @@ fn syscalls_newer_than_the_profile_get_enosys() {
     );
     env.assert_gone(&id);
 }
+
+// ---- 8. a joined user namespace together with namespaces it does not own ----
+
+/// A child process killed and reaped when dropped.
+struct Helper(std::process::Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ns_link(pid: u32, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// runc 1.2's join order: the namespaces the runtime may join with its own capabilities first,
+/// then the user namespace, then the ones that refused (EPERM) until then. A network
+/// namespace of the initial user namespace cannot be joined from inside another container's
+/// user namespace (`join net namespace: EPERM` when the user namespace went first).
+#[test]
+fn a_joined_user_namespace_with_a_network_namespace_it_does_not_own() {
+    require_root!();
+    let net = Helper(
+        std::process::Command::new("unshare")
+            .args(["--net", "sleep", "100"])
+            .spawn()
+            .expect("unshare(1) from util-linux"),
+    );
+    let npid = net.0.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ns_link(npid, "net") == ns_link(std::process::id(), "net") || ns_link(npid, "net").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "unshare --net did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut a = Env::new(&["sleep", "100"]);
+    a.map_root_to(100000);
+    let a_id = a.id("owner");
+    run_detached(&a, &a_id);
+    let apid = a.state(&a_id)["pid"].as_i64().unwrap() as u32;
+    let mut b = Env::new(&["sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net"]);
+    b.set_ns("user", Some(&format!("/proc/{apid}/ns/user")));
+    b.set_ns("network", Some(&format!("/proc/{npid}/ns/net")));
+    b.save();
+    chown_tree(&b.rootfs(), 100000, 100000);
+    let id = b.id("joiner");
+    let o = b.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout,
+        format!("{}\n{}\n", ns_link(apid, "user"), ns_link(npid, "net")),
+        "{}",
+        o.stderr
+    );
+    b.assert_gone(&id);
+    a.berth(&["delete", "--force", &a_id]).ok();
+    a.assert_gone(&a_id);
+}

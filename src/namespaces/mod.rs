@@ -22,8 +22,9 @@ pub fn flag(t: T) -> i32 {
     }
 }
 
-/// setns order: the user namespace first (it grants the capabilities the other joins need),
-/// the mount namespace last (runc's order).
+/// setns order (runc's), the mount namespace last; the init takes the user namespace out of it
+/// and joins it after the others it may join with its host capabilities
+/// (init::join_namespaces).
 const JOIN_ORDER: [T; 8] = [
     T::User,
     T::Ipc,

@@ -40,6 +40,36 @@ fn step<T>(what: &str, r: nix::Result<T>) -> Result<T> {
     r.map_err(|e| anyhow!("{what}: {e}"))
 }
 
+/// runc 1.2's order (nsexec.c join_namespaces): every namespace our host capabilities let us
+/// join, then the user namespace, then the ones that refused us with EPERM until then. Before
+/// the user namespace we hold every capability over namespaces owned by it or by the initial
+/// one (a host network namespace, which the joined user namespace does not own, is only
+/// reachable then); after it, those owned by it alone (one it shares with a process we hold no
+/// capability over).
+fn join_namespaces(joins: &[crate::namespaces::Join]) -> Result<()> {
+    let join = |j: &crate::namespaces::Join| sys::setns(j.fd.as_fd(), j.flag);
+    let fail = |j: &crate::namespaces::Join, e| {
+        anyhow!(
+            "join {} namespace {}: {e}",
+            crate::namespaces::name(j.flag),
+            j.path.display()
+        )
+    };
+    let (user, rest): (Vec<_>, Vec<_>) = joins.iter().partition(|j| j.flag == libc::CLONE_NEWUSER);
+    let mut refused = Vec::new();
+    for j in rest {
+        match join(j) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) if !user.is_empty() => refused.push(j),
+            Err(e) => return Err(fail(j, e)),
+        }
+    }
+    for j in user.into_iter().chain(refused) {
+        join(j).map_err(|e| fail(j, e))?;
+    }
+    Ok(())
+}
+
 fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if let Some(fd) = plan.lock_fd {
         // Our copy of the parent's state-dir lock: holding it would block every later command.
@@ -56,15 +86,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
     // our uid_map before Go, and that file belongs to root while we are non-dumpable.
     step("set non-dumpable", sys::set_dumpable(false))?;
-    for j in &plan.ns.joins {
-        sys::setns(j.fd.as_fd(), j.flag).map_err(|e| {
-            anyhow!(
-                "join {} namespace {}: {e}",
-                crate::namespaces::name(j.flag),
-                j.path.display()
-            )
-        })?;
-    }
+    join_namespaces(&plan.ns.joins)?;
     if let Some(root) = &plan.exec_root {
         // exec into a container without a mount namespace of its own: the namespace joined
         // (the host's, or the one create joined) has the host's root, not the container's;
