@@ -315,3 +315,54 @@ fn a_joined_user_namespace_with_a_network_namespace_it_does_not_own() {
     a.berth(&["delete", "--force", &a_id]).ok();
     a.assert_gone(&a_id);
 }
+
+// ---- 3. v1 cpuset: empty ancestors are filled ----
+
+/// A directory the test made in a cgroup hierarchy, removed (once empty) when dropped.
+struct OwnCgroup(PathBuf);
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        for _ in 0..200 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// runc's cpusetEnsureParent: a new v1 cpuset has empty cpuset.cpus and cpuset.mems and refuses
+/// tasks (ENOSPC) until they are set; a parent that already exists empty (made by someone
+/// else) is filled from its own parent, as is every level down to the container's.
+#[test]
+fn an_empty_pre_existing_cpuset_parent_is_filled() {
+    require_root!();
+    let root = Path::new("/sys/fs/cgroup/cpuset");
+    if !root.join("cpuset.cpus").exists() {
+        return skip("no cgroup v1 cpuset hierarchy on this host");
+    }
+    let name = unique("berth-cpuset");
+    let parent = OwnCgroup(root.join(&name));
+    std::fs::create_dir(&parent.0).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(parent.0.join("cpuset.cpus")).unwrap().trim(),
+        ""
+    );
+    let mut env = Env::new(&["cat", "/proc/self/cgroup"]);
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{name}/c"));
+    env.save();
+    let id = env.id("cpuset");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains(&format!("cpuset:/{name}/c")), "{}", o.stdout);
+    let want = std::fs::read_to_string(root.join("cpuset.cpus")).unwrap();
+    assert_eq!(std::fs::read_to_string(parent.0.join("cpuset.cpus")).unwrap(), want);
+    assert!(
+        parent.0.is_dir() && !parent.0.join("c").exists(),
+        "berth removed what it did not make, or left its own"
+    );
+    env.assert_gone(&id);
+    drop(parent);
+    assert_no_cgroup(&name);
+}

@@ -51,18 +51,24 @@ pub fn read_file(dir: &Path, file: &str) -> Result<String> {
         .with_context(|| format!("read {}", p.display()))
 }
 
-/// A new v1 cpuset starts with empty cpus/mems and refuses tasks (ENOSPC) until they are
-/// filled: inherit the parent's, as runc does.
-fn init_cpuset(dir: &Path) -> Result<()> {
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        let file = dir.join(f);
-        match std::fs::read_to_string(&file) {
-            Ok(v) if v.trim().is_empty() && !dir.join("cgroup.controllers").exists() => {
-                let parent = dir.parent().map(|p| p.join(f)).unwrap_or_default();
-                let pv = std::fs::read_to_string(&parent).with_context(|| format!("read {}", parent.display()))?;
-                write_file(dir, f, pv.trim())?;
+/// A v1 cpuset with empty cpus or mems refuses tasks (ENOSPC), and a new one starts empty.
+/// runc's cpusetEnsureParent/cpusetCopyIfNeeded: every level from the hierarchy's root down to
+/// `leaf`, pre-existing (made empty by someone else) or new, gets its parent's values where it
+/// has none; a value already set is never changed. (cgroup2's cpuset inherits by itself.)
+fn fill_cpusets(leaf: &Path) -> Result<()> {
+    if leaf.join("cgroup.controllers").exists() {
+        return Ok(());
+    }
+    let mut chain: Vec<&Path> = leaf
+        .ancestors()
+        .take_while(|d| d.join("cpuset.cpus").exists())
+        .collect();
+    chain.reverse();
+    for pair in chain.windows(2) {
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if read_file(pair[1], f)?.is_empty() {
+                write_file(pair[1], f, &read_file(pair[0], f)?)?;
             }
-            _ => {}
         }
     }
     Ok(())
@@ -122,7 +128,7 @@ impl CgroupState {
                 continue;
             }
             match std::fs::create_dir(&dir) {
-                Ok(()) => init_cpuset(&dir)?,
+                Ok(()) => {}
                 // Made by someone else since reserve(): not ours to remove.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.created.retain(|d| d != &dir),
                 // Rootless: a hierarchy that is not delegated to the user is dropped quietly,
@@ -130,6 +136,9 @@ impl CgroupState {
                 Err(e) if self.rootless && is_denied_io(&e) => self.drop_hierarchy_of(&dir),
                 Err(e) => return Err(anyhow!("create cgroup {}: {e}", dir.display())),
             }
+        }
+        for p in &self.paths {
+            fill_cpusets(p)?;
         }
         if let Some(u) = self.unified() {
             match v2::enable_controllers(&u) {
