@@ -523,3 +523,28 @@ fn partial_device_rules_give_v1_access() {
         assert_eq!(out, want, "rules {devices}");
     }
 }
+
+/// The kernel refuses shares (v1) or a weight (v2) for an idle group: `update` leaves idle
+/// before writing them and enters it after, on either cgroup version.
+#[test]
+fn update_cpu_idle_with_shares_in_both_directions() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = env.id("idle");
+    run_detached(&env, &id);
+    env.berth(&["update", "--cpu-share", "512", "--cpu-idle", "1", &id])
+        .ok();
+    assert_eq!(cg_read(&env, &id, &["cpu.idle"]), "1");
+    let o = env.berth(&["update", "--cpu-share", "2048", "--cpu-idle", "0", &id]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(cg_read(&env, &id, &["cpu.idle"]), "0");
+    let (file, want) = if cg_paths(&env, &id).iter().any(|p| p.join("cpu.shares").exists()) {
+        (["cpu.shares"], "2048")
+    } else {
+        // runc's conversion of 2048 shares.
+        (["cpu.weight"], "79")
+    };
+    assert_eq!(cg_read(&env, &id, &file), want);
+    env.berth(&["delete", "--force", &id]).ok();
+    env.assert_gone(&id);
+}

@@ -366,3 +366,38 @@ fn an_empty_pre_existing_cpuset_parent_is_filled() {
     drop(parent);
     assert_no_cgroup(&name);
 }
+
+// ---- 4. realtime period/runtime in the order the kernel takes them ----
+
+/// runc's SetRtSched: a period below the current runtime is refused by the kernel (EINVAL)
+/// until the runtime is lowered, so it is written again after the runtime; raising both
+/// works in the plain order. (cgroup v1 only: runc refuses realtime settings on v2.)
+#[test]
+fn update_of_realtime_period_and_runtime_in_either_direction() {
+    require_root!();
+    if !Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        return skip("no cgroup v1 cpu controller with realtime group scheduling on this host");
+    }
+    let mut env = Env::new(&["sleep", "100"]);
+    // Right below the hierarchy root, whose realtime budget is the host's.
+    let name = unique("berth-rt");
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    env.config["linux"]["resources"]["cpu"] = json!({"realtimePeriod": 1000000, "realtimeRuntime": 500000});
+    env.save();
+    let id = env.id("rt");
+    run_detached(&env, &id);
+    let rt = |env: &Env| {
+        (
+            cg_read(env, &id, "cpu.rt_period_us"),
+            cg_read(env, &id, "cpu.rt_runtime_us"),
+        )
+    };
+    assert_eq!(rt(&env), ("1000000".into(), "500000".into()));
+    for (period, runtime) in [("400000", "300000"), ("1000000", "600000")] {
+        let o = env.berth(&["update", "--cpu-rt-period", period, "--cpu-rt-runtime", runtime, &id]);
+        assert_eq!(o.code, 0, "period {period} runtime {runtime}: {}", o.stderr);
+        assert_eq!(rt(&env), (period.into(), runtime.into()));
+    }
+    env.berth(&["delete", "--force", &id]).ok();
+    env.assert_gone(&id);
+}

@@ -170,6 +170,12 @@ pub fn cpuset(d: &Path, c: &LinuxCpu) -> Result<()> {
 }
 
 pub fn cpu(d: &Path, c: &LinuxCpu) -> Result<()> {
+    // The kernel refuses shares for an idle group (EINVAL): leaving idle goes before them,
+    // entering it after.
+    let idle = c.idle();
+    if idle == Some(0) {
+        write_file(d, "cpu.idle", "0")?;
+    }
     if let Some(s) = c.shares().filter(|s| *s != 0) {
         write_file(d, "cpu.shares", &s.to_string())?;
         // The kernel clamps silently: report the clamp as runc does.
@@ -201,13 +207,25 @@ pub fn cpu(d: &Path, c: &LinuxCpu) -> Result<()> {
     if let Some(b) = c.burst() {
         write_file(d, "cpu.cfs_burst_us", &b.to_string())?;
     }
+    let runtime = c.realtime_runtime().unwrap_or(0);
+    let mut rt_period_pending = None;
     if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
-        write_file(d, "cpu.rt_period_us", &p.to_string())?;
+        if let Err(e) = write_file(d, "cpu.rt_period_us", &p.to_string()) {
+            // A period below the current runtime is refused (EINVAL) until the runtime is
+            // lowered: retried after it, as runc's SetRtSched.
+            if runtime == 0 || !e.to_string().ends_with("EINVAL") {
+                return Err(e);
+            }
+            rt_period_pending = Some(p);
+        }
     }
-    if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
-        write_file(d, "cpu.rt_runtime_us", &r.to_string())?;
+    if runtime != 0 {
+        write_file(d, "cpu.rt_runtime_us", &runtime.to_string())?;
+        if let Some(p) = rt_period_pending {
+            write_file(d, "cpu.rt_period_us", &p.to_string())?;
+        }
     }
-    if let Some(i) = c.idle() {
+    if let Some(i) = idle.filter(|i| *i != 0) {
         write_file(d, "cpu.idle", &i.to_string())?;
     }
     Ok(())

@@ -183,11 +183,17 @@ pub fn cpu(d: &Path, c: &LinuxCpu) -> Result<()> {
     if c.realtime_period().is_some_and(|v| v != 0) || c.realtime_runtime().is_some_and(|v| v != 0) {
         bail!("linux.resources.cpu: realtimeRuntime/realtimePeriod are not supported on cgroup v2");
     }
-    if let Some(i) = c.idle() {
-        write_file(d, "cpu.idle", &i.to_string())?;
+    // The kernel refuses a weight for an idle group (EINVAL): leaving idle goes before it,
+    // entering it after.
+    let idle = c.idle();
+    if idle == Some(0) {
+        write_file(d, "cpu.idle", "0")?;
     }
     if let Some(s) = c.shares().filter(|s| *s != 0) {
         write_file(d, "cpu.weight", &shares_to_weight(s).to_string())?;
+    }
+    if let Some(i) = idle.filter(|i| *i != 0) {
+        write_file(d, "cpu.idle", &i.to_string())?;
     }
     let quota = c.quota().unwrap_or(0);
     let period = c.period().unwrap_or(0);
