@@ -162,9 +162,9 @@ pub struct Exec {
     /// pass N additional file descriptors to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// run the process in an (existing) sub-cgroup of the container's cgroup
+    /// run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// allow exec in a paused container
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,

@@ -401,3 +401,80 @@ fn update_of_realtime_period_and_runtime_in_either_direction() {
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
 }
+
+// ---- 6. exec --cgroup in runc's forms ----
+
+/// `exec --cgroup` as runc 1.2: `controller[,controller]:path` once per controller (repeatable),
+/// or one plain path for every hierarchy; an unknown controller, a repeated one or a plain path
+/// beside others is an error. Per-controller paths are cgroup v1's (runc refuses them on v2).
+#[test]
+fn exec_cgroup_per_controller_and_plain() {
+    require_root!();
+    if !Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() || !Path::new("/sys/fs/cgroup/pids").is_dir() {
+        return skip("per-controller sub-cgroups need cgroup v1 memory and pids hierarchies");
+    }
+    let env = Env::new(&["sleep", "100"]);
+    let id = env.id("excg");
+    run_detached(&env, &id);
+    for p in cg_paths(&env, &id) {
+        for sub in ["m", "p", "all"] {
+            std::fs::create_dir(p.join(sub)).unwrap();
+            // A new v1 cpuset takes no task before it has cpus and mems.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(p.join(f)) {
+                    std::fs::write(p.join(sub).join(f), v.trim()).unwrap();
+                }
+            }
+        }
+    }
+    let cgroups = |args: &[&str]| -> Vec<(String, String)> {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[&id, "cat", "/proc/self/cgroup"]);
+        let o = env.berth(&a);
+        assert_eq!(o.code, 0, "{args:?}: {}", o.stderr);
+        o.stdout
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(3, ':').skip(1);
+                (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+            })
+            .collect()
+    };
+    let lines = cgroups(&["--cgroup", "memory:m", "--cgroup", "pids:/p"]);
+    for (ctrls, path) in &lines {
+        let want = match ctrls.as_str() {
+            "memory" => "/m",
+            "pids" => "/p",
+            _ => "",
+        };
+        let leaf = path.rsplit('/').next().unwrap();
+        assert_eq!(
+            want.is_empty(),
+            !["m", "p", "all"].contains(&leaf),
+            "{ctrls}:{path} in {lines:?}"
+        );
+        assert!(path.ends_with(want), "{ctrls}:{path}");
+    }
+    for (ctrls, path) in cgroups(&["--cgroup", "all"]) {
+        assert!(path.ends_with("/all"), "{ctrls}:{path}");
+    }
+    for (args, why) in [
+        (&["--cgroup", "nosuch:x"][..], "unknown controller nosuch"),
+        (
+            &["--cgroup", "memory:m", "--cgroup", "memory:p"],
+            "controller memory specified multiple times",
+        ),
+        (&["--cgroup", "m", "--cgroup", "pids:p"], "missing <controller>: prefix"),
+        (&["--cgroup", "memory:../x"], "not a sub cgroup path"),
+    ] {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[&id, "true"]);
+        let o = env.berth(&a);
+        assert_ne!(o.code, 0, "{args:?}");
+        assert!(o.stderr.contains(why), "{args:?}: {}", o.stderr);
+    }
+    env.berth(&["delete", "--force", &id]).ok();
+    env.assert_gone(&id);
+}

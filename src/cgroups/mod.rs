@@ -74,6 +74,68 @@ fn fill_cpusets(leaf: &Path) -> Result<()> {
     Ok(())
 }
 
+/// runc's getSubCgroupPaths: `exec --cgroup` takes either one plain sub-cgroup path (every
+/// hierarchy; the only form cgroup v2 has) or `controller[,controller...]:path` arguments, one
+/// path per controller. Returns (controller, path), "" for the plain form.
+pub fn parse_exec_cgroups(args: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in args {
+        match a.split_once(':') {
+            Some((ctrls, path)) => {
+                for c in ctrls.split(',') {
+                    if c.is_empty() {
+                        bail!("invalid --cgroup argument: {a} (empty <controller> prefix)");
+                    }
+                    if out.iter().any(|(o, _)| o == c) {
+                        bail!("invalid --cgroup argument(s): controller {c} specified multiple times");
+                    }
+                    out.push((c.to_string(), path.to_string()));
+                }
+            }
+            None if args.len() != 1 => bail!("invalid --cgroup argument: {a} (missing <controller>: prefix)"),
+            None => out.push((String::new(), a.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// The cgroup directories an `exec --cgroup` process joins: the container's `paths`, moved
+/// into the sub-cgroups `subs` (parse_exec_cgroups) names, each found in the hierarchy of its
+/// controller (`hs`). A controller none of the container's hierarchies has is an error, as in
+/// runc; so is a path leaving the container's cgroup.
+pub fn exec_sub_paths(paths: &[PathBuf], hs: &[detect::Hierarchy], subs: &[(String, String)]) -> Result<Vec<PathBuf>> {
+    let join = |base: &Path, sub: &str| -> Result<PathBuf> {
+        if Path::new(sub)
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            bail!("{sub} is not a sub cgroup path");
+        }
+        Ok(base.join(sub.trim_start_matches('/')))
+    };
+    let mut out = paths.to_vec();
+    let mut given: Vec<Option<&str>> = vec![None; paths.len()];
+    for (ctrl, sub) in subs {
+        if ctrl.is_empty() {
+            return paths.iter().map(|p| join(p, sub)).collect();
+        }
+        let i = paths
+            .iter()
+            .position(|p| {
+                hs.iter()
+                    .any(|h| !h.v2 && p.starts_with(&h.mountpoint) && h.controllers.iter().any(|c| c == ctrl))
+            })
+            .ok_or_else(|| anyhow!("unknown controller {ctrl} in SubCgroupPaths"))?;
+        // Controllers sharing a hierarchy (cpu,cpuacct) share one directory.
+        if given[i].is_some_and(|g| g != sub) {
+            bail!("invalid --cgroup argument(s): {ctrl} shares its hierarchy with a controller given another path");
+        }
+        given[i] = Some(sub);
+        out[i] = join(&paths[i], sub)?;
+    }
+    Ok(out)
+}
+
 /// Permission errors: the hierarchy is not delegated to this user.
 fn is_denied_io(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS))
@@ -401,6 +463,60 @@ pub fn is_frozen(cg: &CgroupState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_cgroup_arguments_as_runc() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(parse_exec_cgroups(&a(&["sub"])).unwrap(), [("".into(), "sub".into())]);
+        assert_eq!(
+            parse_exec_cgroups(&a(&["cpu,memory:x", "pids:/y"])).unwrap(),
+            [
+                ("cpu".to_string(), "x".to_string()),
+                ("memory".into(), "x".into()),
+                ("pids".into(), "/y".into())
+            ]
+        );
+        for (bad, why) in [
+            (&["a", "b"][..], "missing <controller>: prefix"),
+            (&["cpu,:x"], "empty <controller> prefix"),
+            (&["cpu:x", "cpu:y"], "controller cpu specified multiple times"),
+        ] {
+            let e = parse_exec_cgroups(&a(bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let hs = detect::parse_mountinfo(
+            "32 31 0:29 / /c/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             35 31 0:32 / /c/memory rw - cgroup cgroup rw,memory\n\
+             41 31 0:38 / /c/unified rw - cgroup2 cgroup2 rw\n",
+        );
+        let paths = [
+            PathBuf::from("/c/cpu,cpuacct/ct"),
+            PathBuf::from("/c/memory/ct"),
+            PathBuf::from("/c/unified/ct"),
+        ];
+        let subs = parse_exec_cgroups(&a(&["memory:/m", "cpuacct:a"])).unwrap();
+        assert_eq!(
+            exec_sub_paths(&paths, &hs, &subs).unwrap(),
+            [
+                PathBuf::from("/c/cpu,cpuacct/ct/a"),
+                PathBuf::from("/c/memory/ct/m"),
+                PathBuf::from("/c/unified/ct")
+            ]
+        );
+        let all = exec_sub_paths(&paths, &hs, &parse_exec_cgroups(&a(&["s"])).unwrap()).unwrap();
+        assert!(all.iter().all(|p| p.ends_with("ct/s")));
+        for (bad, why) in [
+            (&["pids:x"][..], "unknown controller pids"),
+            (&["cpu:a", "cpuacct:b"], "shares its hierarchy"),
+            (&["memory:../x"], "not a sub cgroup path"),
+            (&["../x"], "not a sub cgroup path"),
+        ] {
+            let e = exec_sub_paths(&paths, &hs, &parse_exec_cgroups(&a(bad)).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn create_and_destroy_only_what_was_made() {

@@ -224,16 +224,10 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         .set_hostname(None)
         .set_annotations(Some(c.state.annotations.clone().into_iter().collect()));
     let mut cgroup = c.state.cgroup.clone();
-    if let Some(sub) = &e.cgroup {
-        let sub = sub.rsplit_once(':').map_or(sub.as_str(), |(_, p)| p);
-        if sub.split('/').any(|s| s == "..") {
-            bail!("--cgroup {sub:?} must not contain '..'");
-        }
-        cgroup.paths = cgroup
-            .paths
-            .iter()
-            .map(|p| p.join(sub.trim_start_matches('/')))
-            .collect();
+    if !e.cgroup.is_empty() {
+        let subs = crate::cgroups::parse_exec_cgroups(&e.cgroup)?;
+        cgroup.paths = crate::cgroups::exec_sub_paths(&cgroup.paths, &crate::cgroups::hierarchies()?, &subs)?;
+        cgroup.unified_probe = std::cell::OnceCell::new();
     }
     let set = super::create::forward_set();
     let old = crate::sys::block_signals(&set).map_err(|err| anyhow!("block signals: {err}"))?;
