@@ -95,6 +95,7 @@ pub fn fuzz_cli(args: &[String]) {
     };
     let g = commands::Global {
         root: c.root.clone().unwrap_or_default().into(),
+        root_given: c.root.is_some(),
         rootless: Some(c.rootless.as_deref() == Some("true")),
         systemd_cgroup: c.systemd_cgroup,
         cgroup_manager: c.cgroup_manager.clone(),

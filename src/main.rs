@@ -46,6 +46,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         other => anyhow::bail!("invalid --rootless value {other:?} (true, false or auto)"),
     };
     let g = commands::Global {
+        root_given: cli.root.is_some(),
         root: cli.root.map(PathBuf::from).unwrap_or_else(default_root),
         rootless,
         systemd_cgroup: cli.systemd_cgroup,

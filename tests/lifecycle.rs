@@ -191,6 +191,8 @@ fn run_stdin_reaches_the_container() {
 fn list_table_json_and_quiet() {
     require_root!();
     let env = Env::new(&["sleep", "100"]);
+    // (A --root that does not exist is an error: parity_cgroups::list_with_a_missing_root_fails.)
+    std::fs::create_dir_all(&env.root).unwrap();
     let o = env.berth(&["list", "-f", "json"]);
     assert_eq!(o.stdout.trim(), "null");
     let id = env.id("lst");

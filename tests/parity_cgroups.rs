@@ -478,3 +478,26 @@ fn exec_cgroup_per_controller_and_plain() {
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
 }
+
+// ---- 9. list with a missing --root ----
+
+/// runc (1.2+; 1.5 fixed which case): a --root that does not exist is an error naming it, not
+/// an empty list (a typo'd root looked like "no containers"); nothing is created there.
+#[test]
+fn list_with_a_missing_root_fails() {
+    let dir = std::env::temp_dir().join(unique("berth-noroot"));
+    for args in [&["list"][..], &["list", "-q"], &["list", "--format", "json"]] {
+        let mut c = std::process::Command::new(BERTH);
+        c.arg("--root").arg(&dir).args(args);
+        let o = run_with_timeout(c, 10, None);
+        assert_eq!(o.code, 1, "{args:?}: {}", o.stdout);
+        assert!(
+            o.stderr
+                .contains(&format!("open {}: no such file or directory", dir.display())),
+            "{args:?}: {}",
+            o.stderr
+        );
+        assert!(o.stdout.is_empty(), "{}", o.stdout);
+        assert!(!dir.exists());
+    }
+}

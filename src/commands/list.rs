@@ -46,7 +46,12 @@ pub fn run(g: &Global, format: &str, quiet: bool) -> Result<i32> {
             })
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // No container made yet under the default root; a --root that does not exist is
+        // most likely a typo, reported as runc does (1.2+, with the logic as 1.5 fixed it).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !g.root_given => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("open {}: no such file or directory", g.root.display())
+        }
         Err(e) => bail!("read {}: {e}", g.root.display()),
     };
     ids.sort();

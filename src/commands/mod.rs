@@ -32,6 +32,8 @@ pub fn out(s: &str) -> anyhow::Result<()> {
 /// Global flags every command sees.
 pub struct Global {
     pub root: PathBuf,
+    /// --root was given (not the default): `list` reports it missing, as runc.
+    pub root_given: bool,
     /// Unprivileged operation (cgroups that are not delegated are skipped): Some for an explicit
     /// --rootless=true/false, None for "auto" (see `rootless`).
     pub rootless: Option<bool>,
