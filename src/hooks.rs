@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -111,11 +112,15 @@ fn status_text(st: std::process::ExitStatus) -> String {
     }
 }
 
-/// Run one hook to completion (or its timeout), with runc's error texts.
-pub fn run_one(kind: &str, i: usize, h: &Hook, state: &[u8]) -> Result<()> {
+/// Run one hook to completion (or its timeout), with runc's error texts. `dir`: its working
+/// directory (None: ours).
+pub fn run_one(kind: &str, i: usize, h: &Hook, state: &[u8], dir: Option<&Path>) -> Result<()> {
     let what = format!("error running {kind} hook #{i}");
     let path = h.path();
     let mut cmd = std::process::Command::new(path);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
     if let Some(args) = h.args() {
         if let Some((a0, rest)) = args.split_first() {
             cmd.arg0(a0).args(rest);
@@ -303,17 +308,25 @@ fn supervise(
     }
 }
 
-pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8]) -> Result<()> {
+pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8], dir: Option<&Path>) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(kind, i, h, state)?;
+        run_one(kind, i, h, state, dir)?;
     }
     Ok(())
 }
 
+/// Where runc's runtime-side hooks (prestart, createRuntime, poststart, poststop) run: in runc's
+/// own working directory, which is the bundle (runc chdirs there; engines start it there), so
+/// hooks written for runc may use paths relative to it. None when the bundle is gone (a
+/// poststop after the engine removed it): then ours.
+pub fn bundle_dir(bundle: &str) -> Option<&Path> {
+    Some(Path::new(bundle)).filter(|p| !bundle.is_empty() && p.is_dir())
+}
+
 /// poststop: every hook runs; failures are logged as warnings (runtime-spec).
-pub fn run_warn(kind: &str, hooks: &[Hook], state: &[u8]) {
+pub fn run_warn(kind: &str, hooks: &[Hook], state: &[u8], dir: Option<&Path>) {
     for (i, h) in hooks.iter().enumerate() {
-        if let Err(e) = run_one(kind, i, h, state) {
+        if let Err(e) = run_one(kind, i, h, state, dir) {
             crate::log::warn(&format!("{e:#}"));
         }
     }
@@ -352,13 +365,13 @@ mod tests {
 
     #[test]
     fn runc_texts_for_a_failure_and_a_timeout() {
-        let e = run_one("prestart", 2, &sh("echo out; echo err >&2; exit 3", None), b"{}").unwrap_err();
+        let e = run_one("prestart", 2, &sh("echo out; echo err >&2; exit 3", None), b"{}", None).unwrap_err();
         assert_eq!(
             e.to_string(),
             "error running prestart hook #2: error running hook: exit status 3, stdout: out, stderr: err"
         );
         let t = Instant::now();
-        let e = run_one("createRuntime", 0, &sh("sleep 100", Some(1)), b"{}").unwrap_err();
+        let e = run_one("createRuntime", 0, &sh("sleep 100", Some(1)), b"{}", None).unwrap_err();
         assert_eq!(
             e.to_string(),
             "error running createRuntime hook #0: hook ran past specified timeout of 1.0s"
@@ -373,12 +386,12 @@ mod tests {
         // Reads nothing, leaves a process holding stdout and stderr, exits 0.
         let pidfile = std::env::temp_dir().join(format!("berth-hook-unit-{}", std::process::id()));
         let script = format!("sleep 5 & echo $! > {}; exit 0", pidfile.display());
-        run_one("poststop", 0, &sh(&script, None), &state).unwrap();
+        run_one("poststop", 0, &sh(&script, None), &state, None).unwrap();
         let leftover: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(leftover), Signal::SIGKILL);
         let _ = std::fs::remove_file(&pidfile);
         // Reads it all and reports its size.
-        let e = run_one("poststop", 1, &sh("wc -c; exit 1", None), &state).unwrap_err();
+        let e = run_one("poststop", 1, &sh("wc -c; exit 1", None), &state, None).unwrap_err();
         assert!(e.to_string().contains("stdout: 1048576,"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }

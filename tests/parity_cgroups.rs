@@ -501,3 +501,46 @@ fn list_with_a_missing_root_fails() {
         assert!(!dir.exists());
     }
 }
+
+// ---- 12. the working directory of hooks ----
+
+/// runc's: the runtime-side hooks (prestart, createRuntime, poststart, poststop) run in runc's
+/// working directory, the bundle; createContainer in the container's root (before pivot_root,
+/// so as the host names it); startContainer in the process's cwd inside the container.
+/// NVIDIA-style hooks write paths relative to these.
+#[test]
+fn hooks_run_in_runcs_working_directories() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    env.config["process"]["cwd"] = json!("/root");
+    let out = env.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let host = |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("pwd > {}/{kind}; : > {kind}.rel", out.display())]});
+    env.config["hooks"] = json!({
+        "prestart": [host("prestart")],
+        "createRuntime": [host("createRuntime")],
+        "createContainer": [host("createContainer")],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "pwd > /tmp/startContainer"]}],
+        "poststart": [host("poststart")],
+        "poststop": [host("poststop")],
+    });
+    env.save();
+    let id = env.id("hookdir");
+    // From another directory, which the test removes (whatever a hook leaves there).
+    let b = env.bundle.to_string_lossy().into_owned();
+    let mut run = env.cmd(&["run", "-b", &b, &id]);
+    run.current_dir(&env.dir);
+    let o = run_with_timeout(run, 30, None);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let bundle = env.bundle.canonicalize().unwrap();
+    for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert_eq!(read(out.join(kind)).trim(), bundle.to_str().unwrap(), "{kind}");
+        assert!(bundle.join(format!("{kind}.rel")).exists(), "{kind}");
+    }
+    let rootfs = env.rootfs().canonicalize().unwrap();
+    assert_eq!(read(out.join("createContainer")).trim(), rootfs.to_str().unwrap());
+    assert!(rootfs.join("createContainer.rel").exists());
+    assert_eq!(read(rootfs.join("tmp/startContainer")).trim(), "/root");
+    env.assert_gone(&id);
+}

@@ -480,7 +480,12 @@ impl Container {
         if hooks.is_empty() {
             return Ok(());
         }
-        crate::hooks::run_all("poststart", hooks, &self.hook_state(Status::Running))
+        crate::hooks::run_all(
+            "poststart",
+            hooks,
+            &self.hook_state(Status::Running),
+            crate::hooks::bundle_dir(&self.state.bundle),
+        )
     }
 
     /// The poststop hooks recorded at create: all run, failures are warnings.
@@ -491,7 +496,12 @@ impl Container {
             .as_ref()
             .map_or(&[][..], |h| crate::hooks::list(h.poststop()));
         if !hooks.is_empty() {
-            crate::hooks::run_warn("poststop", hooks, &self.hook_state(Status::Stopped));
+            crate::hooks::run_warn(
+                "poststop",
+                hooks,
+                &self.hook_state(Status::Stopped),
+                crate::hooks::bundle_dir(&self.state.bundle),
+            );
         }
     }
 

@@ -185,11 +185,14 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             };
             let state = h.state("creating", pid);
             // createContainer: in the container's namespaces, before pivot_root (the path is
-            // still resolved in the runtime's mount view).
+            // still resolved in the runtime's mount view), in the container's root as runc's
+            // (its prepareRootfs chdirs there): hooks write paths relative to it.
+            step("chdir to the rootfs", nix::unistd::fchdir(root.as_raw_fd()))?;
             crate::hooks::run_all(
                 "createContainer",
                 crate::hooks::list(h.hooks.create_container()),
                 &state,
+                None,
             )?;
             // startContainer hooks run after `start`: they see the container as runc shows it
             // to them, `created`.
@@ -345,7 +348,13 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     }
     if let (Some(h), Some(state)) = (&plan.hooks, &hook_state) {
         // startContainer: in the container, after start, right before the process runs.
-        crate::hooks::run_all("startContainer", crate::hooks::list(h.hooks.start_container()), state)?;
+        // In the process's cwd (entered above), as runc's.
+        crate::hooks::run_all(
+            "startContainer",
+            crate::hooks::list(h.hooks.start_container()),
+            state,
+            None,
+        )?;
     }
     let e = sys::execve(&path, &argv, &envp);
     Err(anyhow!(

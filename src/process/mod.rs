@@ -421,8 +421,14 @@ pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Even
                 // prestart (deprecated) and createRuntime run in the runtime's namespaces, after
                 // the container's mounts exist and before pivot_root.
                 let state = h.state("creating", init_pid);
-                crate::hooks::run_all("prestart", crate::hooks::list(h.hooks.prestart()), &state)?;
-                crate::hooks::run_all("createRuntime", crate::hooks::list(h.hooks.create_runtime()), &state)?;
+                let dir = crate::hooks::bundle_dir(&h.bundle);
+                crate::hooks::run_all("prestart", crate::hooks::list(h.hooks.prestart()), &state, dir)?;
+                crate::hooks::run_all(
+                    "createRuntime",
+                    crate::hooks::list(h.hooks.create_runtime()),
+                    &state,
+                    dir,
+                )?;
                 ours.send(&Msg::HooksDone(init_pid))?;
             }
             Some(Msg::Console) => {
