@@ -87,6 +87,9 @@ pub struct CreateOpts {
     /// path to an AF_UNIX socket which will receive the pty master
     #[arg(long = "console-socket")]
     pub console_socket: Option<String>,
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the init process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<String>,
     /// do not use pivot_root to jail the process inside the rootfs
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
@@ -129,6 +132,9 @@ pub struct Exec {
     /// path to an AF_UNIX socket which will receive the pty master
     #[arg(long = "console-socket")]
     pub console_socket: Option<String>,
+    /// path to an AF_UNIX socket which will receive a file descriptor referencing the exec process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<String>,
     /// detach from the container's process
     #[arg(short = 'd', long)]
     pub detach: bool,

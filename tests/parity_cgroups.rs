@@ -544,3 +544,79 @@ fn hooks_run_in_runcs_working_directories() {
     assert_eq!(read(rootfs.join("tmp/startContainer")).trim(), "/root");
     env.assert_gone(&id);
 }
+
+// ---- 10. --pidfd-socket ----
+
+/// Accept one connection on `path` and receive one message with an fd (SCM_RIGHTS):
+/// (payload, the pid the fd refers to, from its fdinfo).
+fn receive_pidfd(listener: std::os::unix::net::UnixListener) -> std::thread::JoinHandle<(String, String)> {
+    std::thread::spawn(move || {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                fd = fds.first().copied();
+            }
+        }
+        let n = msg.bytes;
+        let fd = fd.expect("no fd received");
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+        nix::unistd::close(fd).unwrap();
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .expect("not a pidfd")
+            .trim()
+            .to_string();
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), pid)
+    })
+}
+
+/// runc 1.2's --pidfd-socket: create/run send a pidfd of the container's init, exec one of
+/// the exec'd process, with SCM_RIGHTS and "standard" / "setns" as the payload; a socket that
+/// cannot be reached fails before anything is made.
+#[test]
+fn pidfd_socket_receives_the_init_and_exec_pidfds() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let sock = env.dir.join("pidfd.sock");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let s = sock.to_string_lossy().into_owned();
+    let id = env.id("pidfd");
+    let got = receive_pidfd(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    env.berth(&["run", "-d", "--pidfd-socket", &s, "-b", &b, &id]).ok();
+    let (kind, pid) = got.join().unwrap();
+    assert_eq!((kind.as_str(), pid), ("standard", env.state(&id)["pid"].to_string()));
+    std::fs::remove_file(&sock).unwrap();
+    let got = receive_pidfd(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let pf = env.dir.join("exec.pid");
+    let p = pf.to_string_lossy().into_owned();
+    env.berth(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        &p,
+        "--pidfd-socket",
+        &s,
+        &id,
+        "sleep",
+        "100",
+    ])
+    .ok();
+    let (kind, pid) = got.join().unwrap();
+    assert_eq!((kind.as_str(), pid), ("setns", std::fs::read_to_string(&pf).unwrap()));
+    let missing = env.dir.join("nobody.sock").to_string_lossy().into_owned();
+    let other = env.id("pidfd-none");
+    let o = env.berth(&["create", "--pidfd-socket", &missing, "-b", &b, &other]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains(&format!("failed to dial {missing}")), "{}", o.stderr);
+    env.assert_gone(&other);
+    env.berth(&["delete", "--force", &id]).ok();
+    env.assert_gone(&id);
+}

@@ -93,6 +93,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         }
     }
     let device_rules = crate::cgroups::devices::rules(&b.spec)?;
+    let pidfd_socket = process::console::connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
     let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     check_terminal(terminal, opts.console_socket.is_some(), foreground)?;
     let mut container = Container::create(&g.root, id)?;
@@ -206,6 +207,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     crate::fault::point("after-ready");
     let (start, _) = crate::container::state::proc_stat(launched.pid)
         .ok_or_else(|| anyhow!("container init exited during setup"))?;
+    process::console::send_pidfd(pidfd_socket, launched.pid, "standard")?;
     container.state.pid = launched.pid;
     container.state.start_time = start;
     crate::log::debug(&format!("create {id}: init pid {} is ready", launched.pid));

@@ -194,6 +194,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if !terminal && e.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate a tty");
     }
+    let pidfd_socket = process::console::connect_pidfd_socket(e.pidfd_socket.as_deref())?;
     let (mut types, mut linux) = inherited(&c)?;
     // Every namespace of the container, new or joined at create, through the init we checked:
     // its /proc directory is verified after opening, and the namespaces are opened through it.
@@ -255,6 +256,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if let Some(p) = &e.pid_file {
         process::write_pid_file(p, launched.pid)?;
     }
+    process::console::send_pidfd(pidfd_socket, launched.pid, "setns")?;
     let master = process::console::hand_over(launched.console.take(), e.console_socket.as_deref())?;
     launched.sync.send(&Msg::Start)?;
     launched.sync.expect_eof()?;

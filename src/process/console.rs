@@ -92,6 +92,23 @@ pub fn send_to_socket(path: &str, master: &OwnedFd) -> Result<()> {
         .map_err(|e| anyhow!("send pty master to {path}: {e}"))
 }
 
+/// `--pidfd-socket` (runc 1.2): connected before anything is made, so a bad path fails early.
+pub fn connect_pidfd_socket(path: Option<&str>) -> Result<Option<std::os::unix::net::UnixStream>> {
+    path.map(|p| std::os::unix::net::UnixStream::connect(p).map_err(|e| anyhow!("failed to dial {p}: {e}")))
+        .transpose()
+}
+
+/// Send a pidfd of `pid` (the container's init, or an exec'd process) on the pidfd socket, as
+/// runc's setupPidfd: the payload names the kind of process, "standard" (create, run) or
+/// "setns" (exec). `pid` is our child (or, after CLONE_PARENT, our grandchild made our child),
+/// so it cannot be reaped and reused before we open it.
+pub fn send_pidfd(stream: Option<std::os::unix::net::UnixStream>, pid: i32, kind: &str) -> Result<()> {
+    let Some(stream) = stream else { return Ok(()) };
+    let fd = sys::pidfd_open(pid).map_err(|e| anyhow!("failed to pidfd_open: {e}"))?;
+    super::sync::send_with_fd(stream.as_raw_fd(), kind.as_bytes(), fd.as_fd())
+        .map_err(|e| anyhow!("failed to send pidfd on socket: {e}"))
+}
+
 /// Where the pty master goes: the caller's console socket (runc's contract), or back to the
 /// caller of this function (a foreground run/exec relays it itself).
 pub fn hand_over(master: Option<OwnedFd>, socket: Option<&str>) -> Result<Option<OwnedFd>> {
