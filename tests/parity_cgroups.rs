@@ -267,6 +267,23 @@ impl Drop for Helper {
     }
 }
 
+/// A temporary directory, removed with everything in it when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let d = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn ns_link(pid: u32, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
         .map(|l| l.to_string_lossy().into_owned())
@@ -619,4 +636,124 @@ fn pidfd_socket_receives_the_init_and_exec_pidfds() {
     env.assert_gone(&other);
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
+}
+
+// ---- 11. SCMP_ACT_NOTIFY on the syscalls berth makes after loading the filter ----
+
+/// A seccomp agent: `agent SOCK LOG` accepts one connection on the unix socket SOCK, takes the
+/// listener fd from it, and answers every notification with CONTINUE, logging "nr path" (the
+/// first argument read as a string from the process's memory) to LOG, until the filter's last
+/// task is gone.
+const AGENT: &str = r#"
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1)) return 2;
+    int c = accept(s, 0, 0);
+    char buf[8192], ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+    if (recvmsg(c, &m, 0) < 0) return 3;
+    int fd;
+    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
+    FILE *log = fopen(argv[2], "w");
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 20000) <= 0 || (p.revents & POLLHUP)) break;
+        struct seccomp_notif n;
+        memset(&n, 0, sizeof n);
+        if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &n)) continue;
+        char path[64], arg[256] = "";
+        snprintf(path, sizeof path, "/proc/%u/mem", n.pid);
+        int mem = open(path, O_RDONLY);
+        if (mem >= 0) {
+            pread(mem, arg, sizeof arg - 1, n.data.args[0]);
+            close(mem);
+        }
+        fprintf(log, "%d %s\n", n.data.nr, arg);
+        fflush(log);
+        struct seccomp_notif_resp r = {.id = n.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
+        ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &r);
+    }
+    return 0;
+}
+"#;
+
+/// As runc, SCMP_ACT_NOTIFY works on the syscalls the runtime itself makes once the filter is
+/// loaded (execve, read, close, ...): the listener reaches the agent first, and the agent is
+/// notified of the container's own execve (not of berth's trampoline, reached with execveat).
+/// Only `write` is refused, with runc's text, and sendmsg, which carries the listener.
+#[test]
+fn notify_on_execve_reaches_the_agent() {
+    require_root!();
+    let tmp = TempDir::new("berth-agent");
+    let dir = &tmp.0;
+    let agent_bin = dir.join("agent");
+    if cc_static(AGENT, &agent_bin).is_none() {
+        return skip("gcc with static glibc (build-essential) is needed for the seccomp agent");
+    }
+    let sock = dir.join("agent.sock");
+    // Loaded before the capability drop without no_new_privs, right before the end with it.
+    for nnp in [true, false] {
+        let _ = std::fs::remove_file(&sock);
+        let log = dir.join(format!("agent-{nnp}.log"));
+        let agent = Helper(
+            std::process::Command::new(&agent_bin)
+                .arg(&sock)
+                .arg(&log)
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !sock.exists() {
+            assert!(std::time::Instant::now() < deadline, "the agent did not start");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut env = Env::new(&["/bin/sh", "-c", "/bin/true && echo ran"]);
+        env.config["process"]["noNewPrivileges"] = json!(nnp);
+        env.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{"names": ["execve", "read", "close"], "action": "SCMP_ACT_NOTIFY"}]});
+        env.save();
+        let id = env.id("notify-exec");
+        let o = env.run(&id);
+        assert_eq!((o.code, o.stdout.as_str()), (0, "ran\n"), "nnp {nnp}: {}", o.stderr);
+        env.assert_gone(&id);
+        drop(agent);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let execs: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{} ", libc::SYS_execve)))
+            .collect();
+        assert_eq!(execs, ["/bin/sh", "/bin/true"], "nnp {nnp}: {text}");
+    }
+    for name in ["write", "sendmsg"] {
+        let mut env = Env::new(&["true"]);
+        env.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{"names": [name], "action": "SCMP_ACT_NOTIFY"}]});
+        env.save();
+        let id = env.id("notify-refused");
+        let o = env.run(&id);
+        assert_ne!(o.code, 0);
+        assert!(
+            o.stderr
+                .contains(&format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall")),
+            "{}",
+            o.stderr
+        );
+        env.assert_gone(&id);
+    }
 }

@@ -37,22 +37,13 @@ const EPERM: i32 = libc::EPERM;
 /// The kernel's limit on one classic BPF program.
 const BPF_MAXINSNS: usize = 4096;
 
-/// Syscalls the init itself makes between loading the filter and execve. A NOTIFY rule on
-/// them would block the init on its own agent (runc refuses `write` for the same reason).
-const NOTIFY_FORBIDDEN: [&str; 12] = [
-    "write",
-    "read",
-    "sendmsg",
-    "sendto",
-    "recvmsg",
-    "recvfrom",
-    "close",
-    "poll",
-    "ppoll",
-    "prctl",
-    "execve",
-    "exit_group",
-];
+/// Syscalls the init makes between loading the filter and handing its listener to berth: a
+/// NOTIFY rule on them would block it before any agent holds the listener. runc refuses `write`
+/// (its sync message; same text here); berth sends the listener with sendmsg. Every later
+/// syscall (read, close, the final execve, ...) waits for the agent, which has the listener by
+/// then, as in runc. The trampoline is reached with execveat, so a rule on execve notifies the
+/// agent of the container's program only.
+const NOTIFY_FORBIDDEN: [&str; 2] = ["write", "sendmsg"];
 
 fn action(a: Act, errno_ret: Option<u32>) -> Result<ScmpAction> {
     let ret = match errno_ret {
@@ -117,7 +108,7 @@ pub fn validate(s: &LinuxSeccomp) -> Result<()> {
         if call.action() == Act::ScmpActNotify {
             notify = true;
             if let Some(n) = call.names().iter().find(|n| NOTIFY_FORBIDDEN.contains(&n.as_str())) {
-                bail!("linux.seccomp: SCMP_ACT_NOTIFY cannot be used for {n}: berth needs it before exec");
+                bail!("linux.seccomp: SCMP_ACT_NOTIFY cannot be used for the {n} syscall");
             }
         }
         for a in call.args().iter().flatten() {
