@@ -548,3 +548,61 @@ fn update_cpu_idle_with_shares_in_both_directions() {
     env.berth(&["delete", "--force", &id]).ok();
     env.assert_gone(&id);
 }
+
+/// cgroup v2 (runtime-spec 1.3): `pids.limit: 0` is pids.max 0 even though the init is cloned
+/// straight into its cgroup there (CLONE_INTO_CGROUP counts against pids.max, so berth falls
+/// back to clone and join): the container runs, an exec joins it, nothing in it can fork.
+#[test]
+fn v2_pids_limit_zero_with_clone_into_cgroup() {
+    require_root!();
+    if !pure_v2_or_skip("CLONE_INTO_CGROUP under pids.max 0") {
+        return;
+    }
+    let mut env = Env::new(&["sleep", "100"]);
+    env.config["linux"]["resources"] = json!({"pids": {"limit": 0}});
+    env.save();
+    let id = env.id("v2pids0");
+    run_detached(&env, &id);
+    assert_eq!(cg_read(&env, &id, &["pids.max"]), "0");
+    let o = env.berth(&["exec", &id, "sh", "-c", "sleep 1 & echo forked"]);
+    assert!(
+        !o.stdout.contains("forked") && o.stderr.contains("can't fork"),
+        "{} {}",
+        o.stdout,
+        o.stderr
+    );
+    env.berth(&["delete", "--force", &id]).ok();
+    env.assert_gone(&id);
+}
+
+/// cgroup v2: a cgroup someone froze (cgroup.freeze 1) is refused at create (runc 1.2's
+/// "container's cgroup unexpectedly frozen"); the init used to sit frozen and `run` hung. The
+/// cgroup is not berth's and stays.
+#[test]
+fn v2_frozen_cgroup_is_refused() {
+    require_root!();
+    if !pure_v2_or_skip("cgroup.freeze") {
+        return;
+    }
+    let name = unique("berth-v2frozen");
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("cgroup.freeze"), "1").unwrap();
+    let mut env = Env::new(&["true"]);
+    env.config["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    env.save();
+    let id = env.id("v2frozen");
+    let b = env.bundle.to_string_lossy().into_owned();
+    let o = run_with_timeout(env.cmd(&["run", "-b", &b, &id]), 20, None);
+    let kept = dir.is_dir();
+    let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    let _ = std::fs::remove_dir(&dir);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("container's cgroup unexpectedly frozen"),
+        "{}",
+        o.stderr
+    );
+    assert!(kept, "berth removed a cgroup it did not make");
+    env.assert_gone(&id);
+}
