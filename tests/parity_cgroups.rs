@@ -32,14 +32,6 @@ fn cg_read(env: &Env, id: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Skip (print, or panic under CI) when a prerequisite is missing.
-fn skip(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("prerequisite missing under CI: {why}");
-    }
-    eprintln!("skipped: {why}");
-}
-
 // ---- 2. a cgroup in use or frozen is refused ----
 
 /// runc 1.2: a second container pointed (cgroupsPath) at the cgroup of a running one is
