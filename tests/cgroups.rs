@@ -553,6 +553,7 @@ fn update_cpu_idle_with_shares_in_both_directions() {
 /// straight into its cgroup there (CLONE_INTO_CGROUP counts against pids.max, so berth falls
 /// back to clone and join): the container runs, an exec joins it, nothing in it can fork.
 #[test]
+#[ignore = "needs a pure cgroup-v2 host: the VM stage runs it"]
 fn v2_pids_limit_zero_with_clone_into_cgroup() {
     require_root!();
     if !pure_v2_or_skip("CLONE_INTO_CGROUP under pids.max 0") {
@@ -579,6 +580,7 @@ fn v2_pids_limit_zero_with_clone_into_cgroup() {
 /// "container's cgroup unexpectedly frozen"); the init used to sit frozen and `run` hung. The
 /// cgroup is not berth's and stays.
 #[test]
+#[ignore = "needs a pure cgroup-v2 host: the VM stage runs it"]
 fn v2_frozen_cgroup_is_refused() {
     require_root!();
     if !pure_v2_or_skip("cgroup.freeze") {
