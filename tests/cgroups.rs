@@ -5,23 +5,11 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// The container's cgroup directories, from its state.json.
-fn cg_paths(env: &Env, id: &str) -> Vec<PathBuf> {
-    let st: Value = serde_json::from_slice(&std::fs::read(env.root.join(id).join("state.json")).unwrap()).unwrap();
-    st["cgroup"]["paths"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| PathBuf::from(p.as_str().unwrap()))
-        .collect()
-}
 
 /// Read the first of `names` found in any of the container's cgroup directories.
 fn cg_read(env: &Env, id: &str, names: &[&str]) -> String {
-    for p in cg_paths(env, id) {
+    for p in env.cgroup_paths(id) {
         for n in names {
             if let Ok(s) = std::fs::read_to_string(p.join(n)) {
                 return s.trim().to_string();
@@ -139,7 +127,8 @@ fn update_changes_limits_in_the_cgroup_files() {
     );
     assert!(o.stderr.contains("unable to set memory limit to 4096"), "{}", o.stderr);
     assert_eq!(cg_read(&env, &id, &mem), "52428800");
-    if cg_paths(&env, &id)
+    if env
+        .cgroup_paths(&id)
         .iter()
         .any(|p| p.join("memory.limit_in_bytes").exists())
     {
@@ -274,7 +263,7 @@ fn delete_cleans_up_after_a_create_killed_halfway() {
     let env = Env::new(&["sleep", "100"]);
     let id = env.id("half");
     env.create(&id).ok();
-    let paths = cg_paths(&env, &id);
+    let paths = &env.cgroup_paths(&id);
     assert!(paths.iter().all(|p| p.is_dir()));
     // What a create killed between the cgroups and the init leaves: state with pid 0 and the
     // reserved cgroup list, a process in the cgroups.
@@ -419,7 +408,7 @@ fn v2_processes_are_cloned_into_their_cgroup() {
     let b = env.bundle.to_string_lossy().into_owned();
     let l = log.to_string_lossy().into_owned();
     env.berth(&["--debug", "--log", &l, "run", "-d", "-b", &b, &id]).ok();
-    let dir = &cg_paths(&env, &id)[0];
+    let dir = &env.cgroup_paths(&id)[0];
     let pid = env.state(&id)["pid"].as_i64().unwrap();
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
     assert!(
@@ -538,7 +527,7 @@ fn update_cpu_idle_with_shares_in_both_directions() {
     let o = env.berth(&["update", "--cpu-share", "2048", "--cpu-idle", "0", &id]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(cg_read(&env, &id, &["cpu.idle"]), "0");
-    let (file, want) = if cg_paths(&env, &id).iter().any(|p| p.join("cpu.shares").exists()) {
+    let (file, want) = if env.cgroup_paths(&id).iter().any(|p| p.join("cpu.shares").exists()) {
         (["cpu.shares"], "2048")
     } else {
         // runc's conversion of 2048 shares.

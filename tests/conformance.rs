@@ -17,14 +17,7 @@ fn kill_all_after_the_init_exited_ends_what_is_left_in_the_cgroup() {
     require_root!();
     // No pid namespace of its own (a pod's shared one, hostPID): the init's child outlives it.
     let mut env = Env::new(&["sh", "-c", "sleep 100 & echo $! > /child.pid"]);
-    let ns: Vec<serde_json::Value> = env.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "pid")
-        .cloned()
-        .collect();
-    env.config["linux"]["namespaces"] = json!(ns);
+    env.drop_ns("pid");
     env.save();
     let id = env.id("killall");
     let b = env.bundle.to_string_lossy().into_owned();

@@ -11,20 +11,9 @@ fn run_detached(env: &Env, id: &str) {
     env.berth(&["run", "-d", "-b", &b, id]).ok();
 }
 
-/// The container's cgroup directories, from its state.json.
-fn cg_paths(env: &Env, id: &str) -> Vec<PathBuf> {
-    let st: Value = serde_json::from_slice(&std::fs::read(env.root.join(id).join("state.json")).unwrap()).unwrap();
-    st["cgroup"]["paths"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| PathBuf::from(p.as_str().unwrap()))
-        .collect()
-}
-
 /// The first of `name` found in the container's cgroup directories.
 fn cg_read(env: &Env, id: &str, name: &str) -> String {
-    cg_paths(env, id)
+    env.cgroup_paths(id)
         .iter()
         .find_map(|p| std::fs::read_to_string(p.join(name)).ok())
         .unwrap_or_else(|| panic!("no {name} in the cgroups of {id}"))
@@ -425,7 +414,7 @@ fn exec_cgroup_per_controller_and_plain() {
     let env = Env::new(&["sleep", "100"]);
     let id = env.id("excg");
     run_detached(&env, &id);
-    for p in cg_paths(&env, &id) {
+    for p in env.cgroup_paths(&id) {
         for sub in ["m", "p", "all"] {
             std::fs::create_dir(p.join(sub)).unwrap();
             // A new v1 cpuset takes no task before it has cpus and mems.

@@ -153,14 +153,7 @@ fn cve_2019_5736_a_waiting_init_is_unreachable_through_proc_exe() {
          echo pwned >> /proc/{pid}/exe 2>/dev/null && echo WROTE; true"
     );
     let mut attacker = Env::new(&["sh", "-c", &script]);
-    let ns: Vec<Value> = attacker.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["type"] != "pid")
-        .cloned()
-        .collect();
-    attacker.config["linux"]["namespaces"] = json!(ns);
+    attacker.drop_ns("pid");
     attacker.save();
     let b = attacker.id("exe-b");
     let ab = attacker.bundle.to_string_lossy().into_owned();

@@ -176,6 +176,23 @@ impl Env {
         list.push(entry);
     }
 
+    /// Remove the namespace entry of `typ`: the container inherits the runtime's.
+    pub fn drop_ns(&mut self, typ: &str) {
+        let list = self.config["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != typ);
+    }
+
+    /// The container's cgroup directories, from its state.json.
+    pub fn cgroup_paths(&self, id: &str) -> Vec<PathBuf> {
+        let st: Value = serde_json::from_slice(&std::fs::read(self.root.join(id).join("state.json")).unwrap()).unwrap();
+        st["cgroup"]["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| PathBuf::from(p.as_str().unwrap()))
+            .collect()
+    }
+
     /// A new user namespace mapping the container's ids 0..65536 to host ids `host`.., with
     /// the rootfs owned by the container's root (host `host`), as engines prepare it; saved.
     pub fn map_root_to(&mut self, host: u32) {
