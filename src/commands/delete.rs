@@ -1,6 +1,6 @@
 use super::Global;
-use crate::container::state::{Container, Status};
-use anyhow::{bail, Result};
+use crate::container::state::{Container, NotExist, Op, Status};
+use anyhow::Result;
 use std::os::fd::AsFd;
 
 /// Kill what is left, wait for the init to be gone, remove cgroups and state.
@@ -61,12 +61,12 @@ pub fn stop(c: &Container) {
 pub fn run(g: &Global, id: &str, force: bool) -> Result<i32> {
     let c = match Container::load(&g.root, id, true) {
         Ok(c) => c,
-        Err(e) if force && e.to_string() == "container does not exist" => return Ok(0),
+        Err(e) if force && e.is::<NotExist>() => return Ok(0),
         Err(e) => return Err(e),
     };
     let status = c.status();
-    if !force && !status.can_delete() {
-        bail!("cannot delete container {id} that is not stopped: {}", status.as_str());
+    if !force {
+        status.require(Op::Delete, id)?;
     }
     if status == Status::Stopped && c.state.pid == 0 {
         // A create that died before its init existed: only its cgroups and directory are left.

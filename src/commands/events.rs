@@ -6,7 +6,7 @@
 
 use super::Global;
 use crate::cgroups::stats;
-use crate::container::state::{CgroupState, Container, Status};
+use crate::container::state::{CgroupState, Container, Op};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -100,16 +100,10 @@ fn emit<T: Serialize>(e: &Event<T>) -> Result<()> {
     Ok(())
 }
 
-fn live(c: &Container) -> bool {
-    matches!(c.status(), Status::Running | Status::Created | Status::Paused)
-}
-
 pub fn run(g: &Global, id: &str, once: bool, interval: &str) -> Result<i32> {
     let iv = parse_duration(interval)?;
     let c = Container::load(&g.root, id, false)?;
-    if !live(&c) {
-        bail!("container with id {id} is not running");
-    }
+    c.status().require(Op::Events, id)?;
     let cg = &c.state.cgroup;
     let stats_event = || Event {
         typ: "stats",
@@ -147,7 +141,7 @@ pub fn run(g: &Global, id: &str, once: bool, interval: &str) -> Result<i32> {
                 }
             }
         }
-        if !live(&c) {
+        if !c.status().allows(Op::Events) {
             return Ok(0);
         }
         if Instant::now() >= next {

@@ -6,7 +6,7 @@
 use super::Global;
 use crate::cli::Exec;
 use crate::container::bundle;
-use crate::container::state::{Container, Status};
+use crate::container::state::{Container, Op};
 use crate::namespaces;
 use crate::process::sync::Msg;
 use crate::process::{self, Mode, Plan, PlanInput};
@@ -178,13 +178,8 @@ fn in_place_root(proc_dir: BorrowedFd, pid: i32, types: &mut Vec<LinuxNamespaceT
 
 pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let c = Container::load(&g.root, &e.id, false)?;
-    match c.status() {
-        Status::Created | Status::Running => {}
-        Status::Paused if e.ignore_paused => {}
-        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused to override)"),
-        Status::Stopped => bail!("cannot exec in a stopped container"),
-        Status::Creating => bail!("cannot exec in a container that is being created"),
-    }
+    let ignore_paused = e.ignore_paused;
+    c.status().require(Op::Exec { ignore_paused }, &e.id)?;
     let bundle_dir = Path::new(&c.state.bundle);
     let process = load_process(e, bundle_dir)?;
     let terminal = process.terminal().unwrap_or(false);

@@ -1,5 +1,5 @@
 use super::Global;
-use crate::container::state::Container;
+use crate::container::state::{Container, Op};
 use anyhow::{bail, Result};
 
 /// runc's parseSignal: a number, or a name with or without SIG, any case.
@@ -31,15 +31,15 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 pub fn run(g: &Global, id: &str, signal: Option<&str>, all: bool) -> Result<i32> {
     let sig = parse_signal(signal.unwrap_or("SIGTERM"))?;
     let c = Container::load(&g.root, id, false)?;
-    if !c.status().can_kill() {
-        if all {
-            // runc: --all signals whatever is left in the container's cgroup even after its
-            // init exited. Without its own pid namespace (a pod's shared one, hostPID) the
-            // init's children outlive it, and containerd's shim relies on this to end them.
-            c.state.cgroup.signal_all(sig)?;
-            return Ok(0);
+    if let Err(refused) = c.status().require(Op::Kill, id) {
+        if !all {
+            return Err(refused);
         }
-        bail!("container not running");
+        // runc: --all signals whatever is left in the container's cgroup even after its init
+        // exited. Without its own pid namespace (a pod's shared one, hostPID) the init's
+        // children outlive it, and containerd's shim relies on this to end them.
+        c.state.cgroup.signal_all(sig)?;
+        return Ok(0);
     }
     if all {
         c.state.cgroup.signal_all(sig)?;

@@ -1,24 +1,20 @@
 //! `pause ID` / `resume ID`: the v1 freezer (hybrid hosts too, as runc) or cgroup.freeze.
 
 use super::Global;
-use crate::container::state::{Container, Status};
-use anyhow::{bail, Result};
+use crate::container::state::{Container, Op};
+use anyhow::Result;
 
 pub fn pause(g: &Global, id: &str) -> Result<i32> {
-    let c = Container::load(&g.root, id, true)?;
-    match c.status() {
-        Status::Running | Status::Created => c.state.cgroup.set_frozen(true)?,
-        Status::Paused => bail!("container {id} is already paused"),
-        _ => bail!("container not running"),
-    }
-    Ok(0)
+    freeze(g, id, Op::Pause)
 }
 
 pub fn resume(g: &Global, id: &str) -> Result<i32> {
+    freeze(g, id, Op::Resume)
+}
+
+fn freeze(g: &Global, id: &str, op: Op) -> Result<i32> {
     let c = Container::load(&g.root, id, true)?;
-    if c.status() != Status::Paused {
-        bail!("container not paused");
-    }
-    c.state.cgroup.set_frozen(false)?;
+    c.status().require(op, id)?;
+    c.state.cgroup.set_frozen(op == Op::Pause)?;
     Ok(0)
 }

@@ -4,7 +4,7 @@
 
 use super::Global;
 use crate::cli::Update;
-use crate::container::state::{Container, Status};
+use crate::container::state::{Container, Op};
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
@@ -114,10 +114,7 @@ fn read_resources(u: &Update) -> Result<LinuxResources> {
 pub fn run(g: &Global, u: &Update) -> Result<i32> {
     let r = read_resources(u)?;
     let c = Container::load(&g.root, &u.id, true)?;
-    match c.status() {
-        Status::Running | Status::Created | Status::Paused => {}
-        _ => bail!("container not running"),
-    }
+    c.status().require(Op::Update, &u.id)?;
     if c.state.cgroup.paths.is_empty() {
         bail!(
             "container {} has no cgroups (created with --cgroup-manager disabled)",

@@ -136,18 +136,71 @@ impl Status {
             Status::Stopped => "stopped",
         }
     }
-    pub fn can_start(self) -> bool {
-        self == Status::Created
+
+    /// May `op` run in this state? The one table of the lifecycle's transitions.
+    pub fn allows(self, op: Op) -> bool {
+        use Status::*;
+        match op {
+            Op::Start => self == Created,
+            Op::Kill | Op::Update | Op::Events => matches!(self, Created | Running | Paused),
+            // Without --force only a container that is not running may be deleted (runc: a
+            // created container is deleted by killing its waiting init).
+            Op::Delete => matches!(self, Created | Stopped | Creating),
+            Op::Pause => matches!(self, Created | Running),
+            Op::Resume => self == Paused,
+            Op::Exec { ignore_paused } => matches!(self, Created | Running) || (ignore_paused && self == Paused),
+        }
     }
-    pub fn can_kill(self) -> bool {
-        matches!(self, Status::Created | Status::Running | Status::Paused)
-    }
-    /// Without --force only a container that is not running may be deleted (runc: a created
-    /// container is deleted by killing its waiting init).
-    pub fn can_delete(self) -> bool {
-        matches!(self, Status::Created | Status::Stopped | Status::Creating)
+
+    /// `allows`, or runc's error text for the refused transition (tests and callers such as
+    /// containerd's shim match these texts, so they are runc's byte for byte).
+    pub fn require(self, op: Op, id: &str) -> Result<()> {
+        if self.allows(op) {
+            return Ok(());
+        }
+        use Status::*;
+        match (op, self) {
+            (Op::Start, Stopped) => bail!("cannot start a container that has stopped"),
+            (Op::Start, Running) => bail!("cannot start an already running container"),
+            (Op::Start, s) => bail!("cannot start a container in the {} state", s.as_str()),
+            (Op::Delete, s) => bail!("cannot delete container {id} that is not stopped: {}", s.as_str()),
+            (Op::Pause, Paused) => bail!("container {id} is already paused"),
+            (Op::Resume, _) => bail!("container not paused"),
+            (Op::Exec { .. }, Paused) => {
+                bail!("cannot exec in a paused container (use --ignore-paused to override)")
+            }
+            (Op::Exec { .. }, Creating) => bail!("cannot exec in a container that is being created"),
+            (Op::Exec { .. }, _) => bail!("cannot exec in a stopped container"),
+            (Op::Events, _) => bail!("container with id {id} is not running"),
+            (Op::Kill | Op::Update | Op::Pause, _) => bail!("container not running"),
+        }
     }
 }
+
+/// What a command asks of the container (see `Status::allows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Start,
+    Kill,
+    Delete,
+    Pause,
+    Resume,
+    Exec { ignore_paused: bool },
+    Update,
+    Events,
+}
+
+/// `Container::load` of an id that has no state directory: `delete --force` succeeds on it.
+#[derive(Debug)]
+pub struct NotExist;
+
+impl std::fmt::Display for NotExist {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("container does not exist")
+    }
+}
+
+impl std::error::Error for NotExist {}
 
 /// runc's container id rule: `^[\w+-\.]+$`, not `.` or `..`; berth also caps the length so an id
 /// always fits a file name.
@@ -290,7 +343,7 @@ impl Container {
         let lock = if lock {
             match lock_dir(&dir) {
                 Ok(l) => Some(l),
-                Err(_) if !dir.exists() => bail!("container does not exist"),
+                Err(_) if !dir.exists() => return Err(NotExist.into()),
                 Err(e) => return Err(e),
             }
         } else {
@@ -307,7 +360,7 @@ impl Container {
                     };
                     return Ok(Container { dir, state, lock });
                 }
-                bail!("container does not exist")
+                return Err(NotExist.into());
             }
             Err(e) => bail!("read state of {id}: {e}"),
         };
@@ -409,6 +462,35 @@ impl Container {
             Status::Created
         } else {
             Status::Running
+        }
+    }
+
+    /// Created → Running. The init waits on exec.fifo, which only a created container has:
+    /// one byte written releases it, and the fifo is removed so the status reads `running`.
+    /// The NOTIFY_SOCKET listener is bound before the release so no READY=1 is lost; it is
+    /// returned for the caller to forward READY once the poststart hooks have run.
+    pub fn start(&self) -> Result<Option<crate::notify::Listener>> {
+        self.status().require(Op::Start, &self.state.id)?;
+        let listener = crate::notify::listen_if(&self.dir, self.state.notify_socket.as_deref())?;
+        let fifo = self.dir.join(FIFO);
+        // Non-blocking: if the init died there is no reader and open fails with ENXIO at once.
+        let fd = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| match e {
+            nix::errno::Errno::ENXIO => anyhow!("cannot start a container that has stopped"),
+            e => anyhow!("open {}: {e}", fifo.display()),
+        })?;
+        nix::unistd::write(&fd, b"0").map_err(|e| anyhow!("write {}: {e}", fifo.display()))?;
+        std::fs::remove_file(&fifo).map_err(|e| anyhow!("remove {}: {e}", fifo.display()))?;
+        // The init holds the fifo's only read end until its final execve closes it
+        // (trampoline.c): once our write end polls POLLERR (no reader left) the startContainer
+        // hooks have run and the process is executed (or the init died). poststart hooks run
+        // after that (runtime-spec).
+        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::empty())];
+        loop {
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                Ok(_) if fds[0].any().unwrap_or(true) => return Ok(listener),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => bail!("wait for the container process to start: {e}"),
+            }
         }
     }
 
@@ -537,11 +619,33 @@ mod tests {
 
     #[test]
     fn status_machine() {
-        assert!(Status::Created.can_start());
-        assert!(!Status::Running.can_start());
-        assert!(Status::Running.can_kill() && !Status::Stopped.can_kill());
-        assert!(Status::Stopped.can_delete() && Status::Created.can_delete());
-        assert!(!Status::Running.can_delete() && !Status::Paused.can_delete());
+        use Status::*;
+        assert!(Created.allows(Op::Start) && !Running.allows(Op::Start));
+        assert!(Running.allows(Op::Kill) && !Stopped.allows(Op::Kill));
+        assert!(Stopped.allows(Op::Delete) && Created.allows(Op::Delete));
+        assert!(!Running.allows(Op::Delete) && !Paused.allows(Op::Delete));
+        assert!(Running.allows(Op::Pause) && !Paused.allows(Op::Pause) && Paused.allows(Op::Resume));
+        let exec = |ignore_paused| Op::Exec { ignore_paused };
+        assert!(!Paused.allows(exec(false)) && Paused.allows(exec(true)) && !Stopped.allows(exec(true)));
+        let text = |s: Status, op| s.require(op, "c1").unwrap_err().to_string();
+        assert_eq!(text(Paused, Op::Pause), "container c1 is already paused");
+        assert_eq!(text(Stopped, Op::Start), "cannot start a container that has stopped");
+        assert_eq!(text(Paused, Op::Start), "cannot start a container in the paused state");
+        assert_eq!(
+            text(Running, Op::Delete),
+            "cannot delete container c1 that is not stopped: running"
+        );
+        assert_eq!(text(Stopped, Op::Events), "container with id c1 is not running");
+    }
+
+    #[test]
+    fn missing_container_is_a_typed_error() {
+        let root = std::env::temp_dir().join(format!("berth-notexist-unit-{}", std::process::id()));
+        for lock in [false, true] {
+            let e = Container::load(&root, "nope", lock).err().unwrap();
+            assert!(e.is::<NotExist>());
+            assert_eq!(e.to_string(), "container does not exist");
+        }
     }
 
     /// exec's pid-reuse guard: the /proc directory is checked against the start time through
