@@ -225,6 +225,30 @@ fn ps_lists_the_container_pids() {
     assert!(rows.iter().all(|r| r.contains("sleep")), "{t}");
 }
 
+/// `berth ps ID | head -1`: a reader that went away ends the output quietly (exit 0, nothing
+/// on stderr), as for list and state; berth keeps SIGPIPE ignored, so a plain print would
+/// panic on EPIPE. The pipe's read end is closed before berth writes, so EPIPE is certain.
+#[test]
+fn ps_into_a_closed_pipe_exits_cleanly() {
+    require_root!();
+    let env = Env::new(&["sleep", "100"]);
+    let id = env.id("psepipe");
+    run_detached(&env, &id);
+    for args in [vec!["ps", &id], vec!["ps", "-f", "json", &id]] {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        let o = env
+            .cmd(&args)
+            .stdout(w)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}: {err}", o.status);
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn kill_all_reaches_every_process_without_a_pid_namespace() {
     require_root!();

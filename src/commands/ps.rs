@@ -35,7 +35,7 @@ pub fn run(g: &Global, id: &str, format: &str, ps_args: &[String]) -> Result<i32
     let pids = c.state.cgroup.procs();
     match format {
         "json" => {
-            println!("{}", serde_json::to_string(&pids)?);
+            super::out(&(serde_json::to_string(&pids)? + "\n"))?;
             return Ok(0);
         }
         "table" => {}
@@ -53,7 +53,7 @@ pub fn run(g: &Global, id: &str, format: &str, ps_args: &[String]) -> Result<i32
     if !out.status.success() {
         bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
-    print!("{}", filter(&String::from_utf8_lossy(&out.stdout), &pids)?);
+    super::out(&filter(&String::from_utf8_lossy(&out.stdout), &pids)?)?;
     Ok(0)
 }
 
