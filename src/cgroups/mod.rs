@@ -353,8 +353,7 @@ impl CgroupState {
         }
         let freeze = sig == libc::SIGKILL && self.set_frozen(true).is_ok();
         for pid in self.procs() {
-            // SAFETY: plain kill(2) on a pid read from the container's own cgroup.
-            unsafe { libc::kill(pid, sig) };
+            let _ = crate::sys::kill(pid, sig);
         }
         if freeze {
             let _ = self.set_frozen(false);

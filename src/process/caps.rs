@@ -82,9 +82,7 @@ pub fn last_cap() -> u32 {
 pub fn drop_bounding(sets: &CapSets, last: u32) -> Result<()> {
     for cap in 0..=last.min(63) {
         if sets.bounding & (1 << cap) == 0 {
-            // SAFETY: plain prctl with integer arguments.
-            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-            match Errno::result(r) {
+            match crate::sys::cap_bounding_drop(cap) {
                 Ok(_) | Err(Errno::EINVAL) => {}
                 Err(e) => return Err(anyhow!("drop capability {cap} from the bounding set: {e}")),
             }
@@ -93,58 +91,15 @@ pub fn drop_bounding(sets: &CapSets, last: u32) -> Result<()> {
     Ok(())
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// Set effective, permitted and inheritable in one capset(2), then raise ambient. Runs after
 /// the uid switch (PR_SET_KEEPCAPS kept the permitted set across it).
 pub fn apply(sets: &CapSets) -> Result<()> {
-    let hdr = CapHeader {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let lo = |m: u64| m as u32;
-    let hi = |m: u64| (m >> 32) as u32;
-    let data = [
-        CapData {
-            effective: lo(sets.effective),
-            permitted: lo(sets.permitted),
-            inheritable: lo(sets.inheritable),
-        },
-        CapData {
-            effective: hi(sets.effective),
-            permitted: hi(sets.permitted),
-            inheritable: hi(sets.inheritable),
-        },
-    ];
-    // SAFETY: header and a two-element data array of the layout capset(2) v3 expects.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
-    Errno::result(r).map_err(|e| anyhow!("capset: {e}"))?;
+    crate::sys::capset(sets.effective, sets.permitted, sets.inheritable).map_err(|e| anyhow!("capset: {e}"))?;
     for cap in 0..64u32 {
         if sets.ambient & (1 << cap) != 0 {
-            // SAFETY: plain prctl with integer arguments.
-            let r = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    cap as libc::c_ulong,
-                    0,
-                    0,
-                )
-            };
             // The kernel refuses ambient capabilities missing from permitted or inheritable;
             // runc's specs list ambient sets without inheritable ones, so this is not an error.
-            let _ = Errno::result(r);
+            let _ = crate::sys::cap_ambient_raise(cap);
         }
     }
     Ok(())

@@ -63,13 +63,7 @@ pub fn validate(process: &Process) -> Result<()> {
 
 pub fn apply(limits: &[Rlimit]) -> Result<()> {
     for l in limits {
-        let lim = libc::rlimit {
-            rlim_cur: l.soft,
-            rlim_max: l.hard,
-        };
-        // SAFETY: prlimit on ourselves with a valid rlimit struct and no old-value pointer.
-        let r = unsafe { libc::prlimit(0, l.resource as _, &lim, std::ptr::null_mut()) };
-        nix::errno::Errno::result(r)
+        crate::sys::set_rlimit(l.resource, l.soft, l.hard)
             .map_err(|e| anyhow::anyhow!("setrlimit {} to soft {} hard {}: {e}", l.name, l.soft, l.hard))?;
     }
     Ok(())

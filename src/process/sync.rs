@@ -28,7 +28,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use nix::sys::socket::{recv, send, MsgFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -155,7 +155,7 @@ impl Sync {
     /// Next message and the fd that came with it, or None on EOF.
     pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; 65536];
-        let Some((n, fd)) = recv_with_fd(self.fd.as_raw_fd(), &mut buf)? else {
+        let Some((n, fd)) = recv_with_fd(self.fd.as_fd(), &mut buf)? else {
             return Ok(None);
         };
         Ok(Some((Msg::decode(&buf[..n])?, fd)))
@@ -250,26 +250,11 @@ pub fn send_with_fd(sock: std::os::fd::RawFd, data: &[u8], fd: std::os::fd::Borr
     }
 }
 
-fn recv_with_fd(sock: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<(usize, Option<OwnedFd>)>> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned};
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+fn recv_with_fd(sock: std::os::fd::BorrowedFd, buf: &mut [u8]) -> Result<Option<(usize, Option<OwnedFd>)>> {
     loop {
-        let mut iov = [std::io::IoSliceMut::new(buf)];
-        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Ok(msg) => {
-                let mut fd = None;
-                for c in msg.cmsgs().map_err(|e| anyhow!("sync recv: {e}"))? {
-                    if let ControlMessageOwned::ScmRights(fds) = c {
-                        for raw in fds {
-                            fd.get_or_insert(crate::sys::adopt(raw));
-                        }
-                    }
-                }
-                if msg.bytes == 0 {
-                    return Ok(None);
-                }
-                return Ok(Some((msg.bytes, fd)));
-            }
+        match crate::sys::recv_with_fd(sock, buf) {
+            Ok((0, _)) => return Ok(None),
+            Ok(got) => return Ok(Some(got)),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => bail!("sync recv: {e}"),
         }
@@ -279,7 +264,6 @@ fn recv_with_fd(sock: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<(usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn messages_round_trip() {

@@ -352,6 +352,67 @@ pub fn set_keepcaps() -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// `prctl(PR_CAPBSET_DROP, cap)`: drop one capability from the bounding set.
+pub fn cap_bounding_drop(cap: u32) -> nix::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)`.
+pub fn cap_ambient_raise(cap: u32) -> nix::Result<()> {
+    let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
+    // SAFETY: plain prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, libc::c_ulong::from(cap), 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `capset(2)` of the calling thread with 64-bit masks (version 3: two 32-bit halves).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let half = |shift: u32| Data {
+        effective: (effective >> shift) as u32,
+        permitted: (permitted >> shift) as u32,
+        inheritable: (inheritable >> shift) as u32,
+    };
+    let data = [half(0), half(32)];
+    // SAFETY: a header and a two-element data array of the layout capset(2) v3 expects.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `prlimit(0, resource, {soft, hard}, NULL)`: set one of our own resource limits.
+pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> nix::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit on ourselves with a valid rlimit struct and no old-value pointer.
+    let ret = unsafe { libc::prlimit(0, resource as _, &lim, std::ptr::null_mut()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `kill(2)` with any signal number (nix's Signal has no real-time signals).
+pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
+    // SAFETY: plain kill(2) with integer arguments.
+    let ret = unsafe { libc::kill(pid, sig) };
+    Errno::result(ret).map(drop)
+}
+
 /// `setgroups(2)` through the raw syscall: glibc's wrapper would try to synchronise every
 /// thread, which is meaningless (and unsafe) right after a raw clone.
 pub fn setgroups(gids: &[u32]) -> nix::Result<()> {
@@ -480,10 +541,27 @@ pub fn seccomp_filter(prog: &[libc::sock_filter], flags: libc::c_ulong) -> nix::
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
 }
 
-/// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).
-pub fn adopt(raw: RawFd) -> OwnedFd {
-    // SAFETY: the fd came from a received SCM_RIGHTS message; nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(raw) }
+/// recvmsg(MSG_CMSG_CLOEXEC) with room for one fd in SCM_RIGHTS: the bytes read and the fd,
+/// if one came. nix hands received fds over as raw numbers; they become OwnedFd here, so
+/// nothing outside can wrap one twice (and close it twice).
+pub fn recv_with_fd(sock: BorrowedFd, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel installed this fd in our table for this recvmsg; nothing
+                // else knows its number yet, so this is its only owner.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                // Only the first is wanted; any other is closed by dropping it.
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
 }
 
 /// ioctl(TIOCSPTLCK, 0): unlock a pty master's peer.
