@@ -2,16 +2,27 @@
 // builds the trampoline the init ends as (src/process/trampoline.c; see process/exe_guard.rs)
 // on x86_64.
 fn main() {
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
     println!("cargo:rerun-if-changed=src/process/trampoline.c");
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    // The commit moves with HEAD and with the branch it names. Their files are asked of git:
+    // in a worktree `.git` is a file, and a path that does not exist would make cargo rerun
+    // this script, and rebuild berth, on every build.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for name in std::iter::once("HEAD").chain(branch.as_deref()) {
+        if let Some(path) = git(&["rev-parse", "--git-path", name]) {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+    }
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=BERTH_COMMIT={commit}");
 
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("trampoline");
@@ -39,7 +50,8 @@ fn main() {
             .status()
             .is_ok_and(|s| s.success());
     if !built {
-        // berth then execs the container's program directly, guarded by the stat chain only.
+        // An empty trampoline: the created init then waits as berth itself and execs the
+        // program directly, guarded by exe_guard's stat chain only.
         std::fs::write(&out, b"").unwrap();
         println!("cargo:warning=exec trampoline not built (needs x86_64 and a C compiler): the created init waits as berth itself and the CVE-2019-5736 defence falls back to the exe guard");
     }

@@ -306,8 +306,8 @@ pub struct Ps {
 /// The argv forms engines use for the short commands, parsed without clap.
 ///
 /// clap's derive builds the whole command tree (every subcommand, every flag and its help) on
-/// each call, about 0.3-0.4 ms here, which is a fifth of `state`/`start`/`kill`/`delete`. This
-/// parser accepts only plain spellings (exact long or short names, `--opt value` or
+/// each call, a large share of what the short commands (`state`, `start`, `kill`, `delete`)
+/// cost, and engines run them for every container operation. This parser accepts only plain spellings (exact long or short names, `--opt value` or
 /// `--opt=value`, no bundled shorts, no values that start with '-' or are empty, no repeats);
 /// anything else returns None and goes to clap, so errors, help and every unusual form keep
 /// clap's behaviour. `fast_path_agrees_with_clap` and the CLI fuzz target check that every

@@ -15,7 +15,6 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// st_dev/st_ino of the running berth binary (taken in the parent).
 /// The trampoline binary (src/process/trampoline.c, built by build.rs; empty where it cannot be).
 const TRAMPOLINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trampoline"));
 
@@ -35,6 +34,7 @@ pub fn trampoline() -> Result<Option<std::os::fd::OwnedFd>> {
         .map_err(|e| anyhow::anyhow!("create exec trampoline memfd: {e}"))
 }
 
+/// st_dev/st_ino of the running berth binary (taken in the parent).
 pub fn self_id() -> Option<(u64, u64)> {
     std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino()))
 }
