@@ -176,7 +176,7 @@ fn target(
     m: &MountPlan,
     dest: &Path,
     dir: bool,
-    src_fs: Option<i64>,
+    src: Option<BorrowedFd>,
 ) -> Result<OwnedFd> {
     let fd = if dir {
         resolve::mkdir_all(root, dest, 0o755)?
@@ -192,6 +192,8 @@ fn target(
         );
     };
     let fs = sys::fs_type(fd.as_fd()).map_err(|e| anyhow!("statfs {}: {e}", show(dest)))?;
+    // The source's filesystem matters only for a bind onto /proc itself.
+    let src_fs = src.filter(|_| rel == Path::new("proc")).and_then(|s| sys::fs_type(s).ok());
     super::check_resolved(rel, fs, &m.kind, src_fs).map_err(|why| anyhow!("{:?} {why}", at))?;
     Ok(fd)
 }
@@ -214,7 +216,7 @@ fn bind(
     let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&srcfd))
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .map_err(|e| anyhow!("stat {}: {e}", src.display()))?;
-    let destfd = target(root, rootp, m, dest, is_dir, sys::fs_type(srcfd.as_fd()).ok())?;
+    let destfd = target(root, rootp, m, dest, is_dir, Some(srcfd.as_fd()))?;
     let mut flags = MsFlags::MS_BIND;
     if recursive {
         flags |= MsFlags::MS_REC;
@@ -235,7 +237,7 @@ fn attach(tree: BorrowedFd, src: &Path, root: BorrowedFd, rootp: &Path, m: &Moun
     let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&tree))
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .map_err(|e| anyhow!("stat detached {}: {e}", src.display()))?;
-    let destfd = target(root, rootp, m, dest, is_dir, sys::fs_type(tree).ok())?;
+    let destfd = target(root, rootp, m, dest, is_dir, Some(tree))?;
     sys::move_mount(tree, destfd.as_fd())
         .map_err(|e| anyhow!("move detached mount of {} onto {}: {e}", src.display(), show(dest)))
 }
