@@ -193,7 +193,9 @@ fn target(
     };
     let fs = sys::fs_type(fd.as_fd()).map_err(|e| anyhow!("statfs {}: {e}", show(dest)))?;
     // The source's filesystem matters only for a bind onto /proc itself.
-    let src_fs = src.filter(|_| rel == Path::new("proc")).and_then(|s| sys::fs_type(s).ok());
+    let src_fs = src
+        .filter(|_| rel == Path::new("proc"))
+        .and_then(|s| sys::fs_type(s).ok());
     super::check_resolved(rel, fs, &m.kind, src_fs).map_err(|why| anyhow!("{:?} {why}", at))?;
     Ok(fd)
 }
