@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests and the end-to-end tests that run real
 # containers with the berth binary (those print "skipped: needs root" when not run as root).
+#
+# Two tiers, each timed: the fast tier (formatting, lints, unit and end-to-end tests: what every
+# change runs) and the long tier (the cgroup-v2 VM, fuzzing, the benchmark smoke run, the hang
+# watchdog). CI runs both; BERTH_TIER=fast runs the fast tier alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash integration/deps.sh
 bash integration/rootless-user.sh
+T0=$(date +%s)
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 if command -v cargo-nextest >/dev/null 2>&1; then
@@ -12,6 +17,11 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast -- --test-threads=2
 fi
+echo "test.sh: fast tier (fmt, clippy, unit and end-to-end tests) took $(($(date +%s) - T0)) s"
+if [ "${BERTH_TIER:-all}" = fast ]; then
+  exit 0
+fi
+T1=$(date +%s)
 # The cgroup tests again on a pure cgroup-v2 kernel (qemu VM, ~2-3 min under TCG); prints
 # "cgroup-v2 VM tests skipped: REASON" where the VM cannot be had. BERTH_VM=0 skips it.
 if [ "${BERTH_VM:-1}" = 1 ]; then
@@ -37,3 +47,4 @@ fi
 if [ "${BERTH_HANGCHECK:-10000}" != 0 ]; then
   bash integration/bench/hangcheck.sh "${BERTH_HANGCHECK:-10000}"
 fi
+echo "test.sh: long tier (VM, fuzz, bench smoke, hang watchdog) took $(($(date +%s) - T1)) s"
