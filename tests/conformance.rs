@@ -607,3 +607,43 @@ fn a_limit_for_a_controller_the_host_lacks_is_an_error_naming_it() {
         env.assert_gone(&id);
     }
 }
+
+#[test]
+fn mounts_onto_sysfs_paths_the_config_names_work_as_with_runc() {
+    require_root!();
+    // Cilium binds /sys/fs/bpf, tracing agents /sys/kernel/debug: the destination is on the
+    // container's sysfs, and the config names it itself (no image symlink redirected it).
+    let mut env = Env::new(&[
+        "sh",
+        "-c",
+        "grep -E ' /sys/(fs/bpf|kernel/debug) ' /proc/self/mountinfo | wc -l",
+    ]);
+    for dest in ["/sys/fs/bpf", "/sys/kernel/debug"] {
+        env.config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs"}));
+    }
+    env.save();
+    let id = env.id("sysfs");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "2");
+    // An image symlink that redirects a destination onto sysfs is still refused.
+    let mut env = Env::new(&["true"]);
+    std::os::unix::fs::symlink("/sys/kernel", env.rootfs().join("data")).unwrap();
+    env.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs"}));
+    env.save();
+    let id = env.id("sysfs-link");
+    let o = env.run(&id);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("cannot be mounted because it is inside /sys"),
+        "{}",
+        o.stderr
+    );
+    env.assert_gone(&id);
+}

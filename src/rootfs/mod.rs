@@ -155,10 +155,18 @@ const SYSFS_MAGIC: i64 = 0x6265_6572;
 /// (`rel`: relative to the root; `fs`: the filesystem it is on), not to the string in the
 /// config: an image symlink (`/data -> /proc/sys/kernel`) must not carry a volume over procfs,
 /// where it would fake the files berth or the kernel's users read (CVE-2019-19921 class).
-/// Refused: anything inside /proc but runc's lxcfs-style files, anything else on procfs, and
-/// anything on sysfs but the cgroup tree; /proc itself only takes a fresh procfs or a bind of
-/// one, as in runc. Err is runc's text without the path.
-pub fn check_resolved(rel: &Path, fs: i64, kind: &Kind, src_fs: Option<i64>) -> std::result::Result<(), &'static str> {
+/// Refused: anything inside /proc but runc's lxcfs-style files, anything else on procfs, and a
+/// destination that an image symlink redirected onto sysfs (`rel` is not the config's own
+/// `dest`); a sysfs path the config names itself (/sys/fs/bpf for Cilium, /sys/kernel/debug
+/// for tracing agents) is allowed, as runc allows it. /proc itself only takes a fresh procfs or
+/// a bind of one, as in runc. Err is runc's text without the path.
+pub fn check_resolved(
+    rel: &Path,
+    dest: &Path,
+    fs: i64,
+    kind: &Kind,
+    src_fs: Option<i64>,
+) -> std::result::Result<(), &'static str> {
     const INSIDE_PROC: &str = "cannot be mounted because it is inside /proc";
     let proc = Path::new("proc");
     if rel == proc {
@@ -176,7 +184,7 @@ pub fn check_resolved(rel: &Path, fs: i64, kind: &Kind, src_fs: Option<i64>) -> 
             false => Err(INSIDE_PROC),
         };
     }
-    if fs == SYSFS_MAGIC && !rel.starts_with("sys/fs/cgroup") && !matches!(kind, Kind::Cgroup) {
+    if fs == SYSFS_MAGIC && rel != dest && !rel.starts_with("sys/fs/cgroup") && !matches!(kind, Kind::Cgroup) {
         return Err("cannot be mounted because it is inside /sys");
     }
     Ok(())
@@ -877,7 +885,12 @@ mod tests {
             typ: "proc".into(),
             src: "proc".into(),
         };
-        let ok = |rel: &str, fs, kind: &Kind, src| check_resolved(Path::new(rel), fs, kind, src).is_ok();
+        let ok =
+            |rel: &str, fs, kind: &Kind, src| check_resolved(Path::new(rel), Path::new("data"), fs, kind, src).is_ok();
+        // A sysfs path the config itself names is allowed (Cilium's /sys/fs/bpf, tracing).
+        let named = |rel: &str| check_resolved(Path::new(rel), Path::new(rel), SYSFS_MAGIC, &bind, None).is_ok();
+        assert!(named("sys/fs/bpf"));
+        assert!(named("sys/kernel/debug"));
         // A volume that resolved into procfs, before or after /proc is mounted.
         assert!(!ok("proc/sys/kernel", P, &bind, None));
         assert!(!ok("proc/sys/kernel", EXT4, &bind, None));

@@ -196,7 +196,7 @@ fn target(
     let src_fs = src
         .filter(|_| rel == Path::new("proc"))
         .and_then(|s| sys::fs_type(s).ok());
-    super::check_resolved(rel, fs, &m.kind, src_fs).map_err(|why| anyhow!("{:?} {why}", at))?;
+    super::check_resolved(rel, dest, fs, &m.kind, src_fs).map_err(|why| anyhow!("{:?} {why}", at))?;
     Ok(fd)
 }
 

@@ -173,6 +173,11 @@ impl Rtnl {
             SockProtocol::NetlinkRoute,
         )
         .map_err(|e| anyhow!("netlink socket: {e}"))?;
+        // Connected to the kernel (port 0): the kernel then refuses to deliver any other
+        // sender's message to this socket, so a process in the container's network namespace
+        // (CAP_NET_ADMIN there) cannot queue forged replies to berth's requests.
+        nix::sys::socket::connect(fd.as_raw_fd(), &nix::sys::socket::NetlinkAddr::new(0, 0))
+            .map_err(|e| anyhow!("connect the netlink socket to the kernel: {e}"))?;
         Ok(Rtnl { fd, seq: 0 })
     }
 
