@@ -141,7 +141,8 @@ pub fn run_one(kind: &str, i: usize, h: &Hook, state: &[u8], dir: Option<&Path>)
         .spawn()
         .map_err(|e| anyhow!("{what}: exec {}: {e}", path.display()))?;
     let timeout = h.timeout().filter(|t| *t > 0);
-    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+    // A timeout too far away to represent is no timeout (Instant + Duration would panic).
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
     let (mut out, mut err) = (Tail::default(), Tail::default());
     let status = match supervise(&mut child, state, deadline, [&mut out, &mut err]) {
         Ok(Some(st)) => st,

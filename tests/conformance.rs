@@ -647,3 +647,16 @@ fn mounts_onto_sysfs_paths_the_config_names_work_as_with_runc() {
     );
     env.assert_gone(&id);
 }
+
+#[test]
+fn a_huge_hook_timeout_is_no_timeout_not_a_crash() {
+    require_root!();
+    let mut env = Env::new(&["true"]);
+    let hook = json!({"path": "/bin/true", "timeout": i64::MAX});
+    env.config["hooks"] = json!({"createRuntime": [hook.clone()], "startContainer": [hook]});
+    env.save();
+    let id = env.id("bigtimeout");
+    let o = env.run(&id);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    env.assert_gone(&id);
+}

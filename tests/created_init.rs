@@ -94,12 +94,23 @@ fn a_created_init_probed_with_cap_sys_ptrace_exposes_nothing_of_the_host() {
     let o = run_with_timeout(berth(&["create", "-b", &b, &id]), 30, None);
     drop(root_fd);
     o.ok();
-    // A debugging exec (`--cap-add SYS_PTRACE`) looks at pid 1 while the container is created.
+    // A debugging exec (`--cap-add SYS_PTRACE`, with Docker's default CAP_DAC_OVERRIDE, so the
+    // execute-only trampoline is readable to it) looks at pid 1 while the container is created.
     let probe =
         "readlink /proc/1/exe; for f in /proc/1/fd/*; do ls \"$f/\" >/dev/null 2>&1 && echo LISTED \"$f\"; done; \
                  echo pwned >> /proc/1/exe 2>/dev/null && echo WROTE; ls /proc/1/fd | wc -l";
     let o = run_with_timeout(
-        berth(&["exec", "-c", "CAP_SYS_PTRACE", &id, "sh", "-c", probe]),
+        berth(&[
+            "exec",
+            "-c",
+            "CAP_SYS_PTRACE",
+            "-c",
+            "CAP_DAC_OVERRIDE",
+            &id,
+            "sh",
+            "-c",
+            probe,
+        ]),
         30,
         None,
     );
@@ -114,7 +125,17 @@ fn a_created_init_probed_with_cap_sys_ptrace_exposes_nothing_of_the_host() {
     let holder = "exec 3</proc/1/exe; readlink /proc/self/fd/3; sleep 1; \
                   (echo pwned >> /proc/self/fd/3) 2>/dev/null && echo WROTE; \
                   (printf pwned 1<>/proc/self/fd/3) 2>/dev/null && echo WROTE; echo done";
-    let mut h = berth(&["exec", "-c", "CAP_SYS_PTRACE", &id, "sh", "-c", holder]);
+    let mut h = berth(&[
+        "exec",
+        "-c",
+        "CAP_SYS_PTRACE",
+        "-c",
+        "CAP_DAC_OVERRIDE",
+        &id,
+        "sh",
+        "-c",
+        holder,
+    ]);
     let out = env.dir.join("holder.out");
     h.stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::process::Stdio::null());

@@ -29,9 +29,15 @@ pub fn trampoline() -> Result<Option<std::os::fd::OwnedFd>> {
     if TRAMPOLINE.is_empty() {
         return Ok(None);
     }
-    crate::sys::sealed_memfd(c"berth-exec", TRAMPOLINE, true)
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("create exec trampoline memfd: {e}"))
+    match crate::sys::sealed_memfd(c"berth-exec", TRAMPOLINE, true) {
+        Ok(fd) => Ok(Some(fd)),
+        // vm.memfd_noexec=2 forbids executable memfds: berth then waits and execs itself.
+        Err(nix::errno::Errno::EACCES) => {
+            crate::log::debug("exec trampoline memfd refused (vm.memfd_noexec): berth waits for start itself");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("create exec trampoline memfd: {e}")),
+    }
 }
 
 /// st_dev/st_ino of the running berth binary (taken in the parent).

@@ -441,7 +441,8 @@ fn trampoline_args(
     for h in hooks {
         let p = h.path().to_string_lossy().into_owned();
         v.push(cs(&p)?);
-        v.push(CString::new(h.timeout().unwrap_or(0).max(0).to_string())?);
+        // Bounded so that the trampoline's poll timeout (ms, a C int) cannot overflow: 24 days.
+        v.push(CString::new(h.timeout().unwrap_or(0).clamp(0, 2_000_000).to_string())?);
         // Go's exec.Cmd (runc's hooks) runs `path` as argv[0] when args are empty.
         let args = h
             .args()

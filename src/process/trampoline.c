@@ -133,6 +133,20 @@ static void fail(struct buf *o, int tag, long err) {
     die(255);
 }
 
+/* A wait that failed (a seccomp profile denying poll or read): said on the container's stderr,
+ * where runc's init reports its failures too, since the socket may be unusable as well. */
+static void fail_wait(const char *what, long err) {
+    struct buf o;
+    o.n = 0;
+    put(&o, "berth: wait for start: ");
+    put(&o, what);
+    put(&o, ": ");
+    put(&o, errtext(-err) ? errtext(-err) : "error");
+    put(&o, "\n");
+    sc(SYS_write, 2, (long)o.b, o.n, 0, 0);
+    die(255);
+}
+
 /* Block until `start`: a byte on the fifo, or the Start message on the socket. EOF on the
  * socket means berth died before starting us. */
 static void wait_start(void) {
@@ -143,11 +157,13 @@ static void wait_start(void) {
         struct pollfd pfd = {(int)waitfd, POLLIN, 0};
         while ((n = sc(SYS_poll, (long)&pfd, 1, -1, 0, 0)) == -EINTR)
             ;
-        if (n < 0) die(255);
+        if (n < 0) fail_wait("poll", n);
     }
     while ((n = sc(SYS_read, waitfd, (long)b, sizeof(b), 0, 0)) == -EINTR)
         ;
-    if (mode == 's' && n <= 0) die(255);
+    /* EOF on the socket: berth run/exec died before starting us, nobody to tell. */
+    if (mode == 's' && n == 0) die(255);
+    if (n < 0) fail_wait("read", n);
 }
 
 /* One startContainer hook, with the state JSON on stdin (a file, so a hook that does not read

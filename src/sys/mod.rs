@@ -270,11 +270,20 @@ pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
     Ok(())
 }
 
+/// The fds to close, from /proc/self/fd when that is a procfs (after pivot_root it is the
+/// container's: without a proc mount it could be the image's own directory, listing nothing);
+/// otherwise every number below the open-files limit.
 fn close_listed(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let procfs = open("/proc/self/fd", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .and_then(|d| fs_type(std::os::fd::AsFd::as_fd(&d)))
+        .is_ok_and(|t| t == libc::PROC_SUPER_MAGIC);
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) if procfs => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        _ => {
+            let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+            (first..RawFd::try_from(soft).unwrap_or(RawFd::MAX)).collect()
+        }
+    };
     for fd in fds {
         if fd >= first && !keep.contains(&fd) {
             // SAFETY: an fd number the caller gave up (not in `keep`); the listing's own fd is
@@ -668,6 +677,11 @@ pub fn sealed_memfd(name: &CStr, data: &[u8], exec: bool) -> nix::Result<OwnedFd
     while !rest.is_empty() {
         let n = nix::unistd::write(&fd, rest)?;
         rest = &rest[n..];
+    }
+    if exec {
+        // Execute-only: a process that cannot read the file it execs is not dumpable from the
+        // exec on, so a non-root container process cannot ptrace or read the trampoline.
+        nix::sys::stat::fchmod(fd.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o111))?;
     }
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl F_ADD_SEALS on an fd we own, integer argument.
