@@ -22,8 +22,8 @@
 //! | 4‴| child → parent | `SeccompFd` + fd   | only with SCMP_ACT_NOTIFY: the listener fd (SCM_RIGHTS) right after the filter is loaded; the parent passes it to the agent at listenerPath |
 //! | 5 | child → parent | `Ready`            | the container is set up and waits for start                 |
 //! | 5'| child → parent | `Error(errno,msg)` | any step failed; the child exits right after                |
-//! | 6 | parent → child | `Committed`        | create: state written; child drops pdeathsig, closes its end (parent sees EOF) |
-//! | 6'| parent → child | `Start`            | run: exec now; EOF on the parent's side confirms the execve  |
+//! | 6 | parent → child | `Committed`        | create: state written; the child drops pdeathsig and execs the trampoline, whose exec closes the child's end (the parent sees EOF: the created init is the trampoline) |
+//! | 6'| parent → child | `Start`            | run/exec: read by the trampoline (it holds a dup of the socket); EOF on the parent's side confirms the program's execve |
 //! | 7 | child → parent | `ExecFailed(errno, path)` | run/exec: the trampoline (trampoline.c) could not exec the program; a startContainer hook failure comes as `Error` |
 
 use anyhow::{anyhow, bail, Result};
