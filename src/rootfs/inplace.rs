@@ -132,31 +132,12 @@ fn parse(text: &[u8]) -> Vec<(u64, PathBuf)> {
             let mut f = l.split(|b| *b == b' ');
             let id = std::str::from_utf8(f.next()?).ok()?.parse().ok()?;
             let point = f.nth(3)?;
-            Some((id, PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(point)))))
+            Some((
+                id,
+                PathBuf::from(std::ffi::OsStr::from_bytes(&super::unescape_mountinfo(point))),
+            ))
         })
         .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let oct = s
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (s[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Detach the tree at its mount point, lazily with everything on it. Whatever a container
@@ -194,6 +175,6 @@ mod tests {
             parse(text),
             vec![(27, PathBuf::from("/")), (77, PathBuf::from("/tmp/a b/root\\x"))]
         );
-        assert_eq!(unescape(b"a\\01"), b"a\\01");
+        assert_eq!(super::super::unescape_mountinfo(b"a\\01"), b"a\\01");
     }
 }

@@ -726,7 +726,9 @@ fn pseudo_fs_mounts(info: &str, rootfs: &Path) -> Vec<PathBuf> {
         let (Some(root), Some(point), Some(typ)) = (f.get(3), f.get(4), f.get(sep + 1)) else {
             continue;
         };
-        let point = PathBuf::from(unescape(point));
+        let point = PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+            unescape_mountinfo(point.as_bytes()),
+        ));
         if *root == "/" && (*typ == "proc" || *typ == "sysfs") && !point.starts_with(rootfs) {
             out.push(point);
         }
@@ -734,19 +736,18 @@ fn pseudo_fs_mounts(info: &str, rootfs: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+/// A field of /proc/self/mountinfo as the kernel meant it: mountinfo escapes space, tab,
+/// newline and backslash as `\ooo` (cgroups/detect.rs and rootfs/inplace.rs read it too).
+pub fn unescape_mountinfo(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
-    while i < b.len() {
-        let oct = b
+    while i < s.len() {
+        let oct = s
             .get(i + 1..i + 4)
             .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
+        match (s[i], oct) {
             (b'\\', Some(o)) => {
-                out.push(o.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                out.push(o.iter().fold(0u8, |n, c| n.wrapping_mul(8).wrapping_add(c - b'0')));
                 i += 4;
             }
             (c, _) => {
@@ -755,7 +756,7 @@ fn unescape(s: &str) -> std::ffi::OsString {
             }
         }
     }
-    std::ffi::OsString::from_vec(out)
+    out
 }
 
 pub fn cstr(s: &str) -> Result<CString> {
