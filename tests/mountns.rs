@@ -116,6 +116,18 @@ impl Drop for Holder {
     }
 }
 
+/// Nothing of the container is left mounted on the host, and the host's `/` (its propagation
+/// included) is as it was in `before`.
+fn assert_host_clean(env: &Env, before: &str) {
+    let after = mountinfo("self");
+    assert_eq!(
+        mounts_under(&after, &env.rootfs()),
+        Vec::<String>::new(),
+        "mounts left on the host"
+    );
+    assert_eq!(root_lines(before), root_lines(&after), "the host's / changed");
+}
+
 #[test]
 fn run_without_a_mount_namespace_sees_its_rootfs_and_leaves_no_mount_behind() {
     require_root!();
@@ -149,13 +161,7 @@ fn run_without_a_mount_namespace_sees_its_rootfs_and_leaves_no_mount_behind() {
         sys_ro.is_some_and(|l| l.split(' ').nth(5).unwrap().starts_with("ro")),
         "readonlyPaths not applied: {inside}"
     );
-    let after = mountinfo("self");
-    assert_eq!(
-        mounts_under(&after, &env.rootfs()),
-        Vec::<String>::new(),
-        "mounts left on the host"
-    );
-    assert_eq!(root_lines(&before), root_lines(&after), "the host's / changed");
+    assert_host_clean(&env, &before);
     env.assert_gone(&id);
 }
 
@@ -189,13 +195,7 @@ fn create_exec_start_delete_without_a_mount_namespace() {
     env.berth(&["kill", &id, "KILL"]).ok();
     env.wait_status(&id, "stopped");
     env.berth(&["delete", &id]).ok();
-    let after = mountinfo("self");
-    assert_eq!(
-        mounts_under(&after, &env.rootfs()),
-        Vec::<String>::new(),
-        "mounts left on the host"
-    );
-    assert_eq!(root_lines(&before), root_lines(&after), "the host's / changed");
+    assert_host_clean(&env, &before);
     env.assert_gone(&id);
 }
 
