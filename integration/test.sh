@@ -37,8 +37,9 @@ fi
 # be a number. No timing is asserted anywhere. BERTH_BENCH=0 skips it.
 if [ "${BERTH_BENCH:-1}" = 1 ]; then
   out=$(mktemp)
-  BENCH_ROUNDS=1 BENCH_RUNS=2 BENCH_LOOP_ROUNDS=1 BENCH_RSS=1 BENCH_OUT="$out" bash integration/bench/run.sh >/dev/null
+  BENCH_ROUNDS=1 BENCH_RUNS=2 BENCH_LOOP_ROUNDS=1 BENCH_RSS=1 BENCH_CPU_ROUNDS=1 BENCH_CPU_RUNS=2 BENCH_LANE_N=2 BENCH_OUT="$out" bash integration/bench/run.sh >/dev/null
   awk -F'|' '/^\| / && !/measurement|shared libraries/ && $4 !~ /^ *[0-9.]+ *$/ {print "bench smoke: berth has no number in:" $0; bad = 1}
+    /^\| CPU per `run` \/bin\/true / && $7 !~ /^ *[0-9.]+ *$/ {print "bench smoke: floor.c has no number in:" $0; bad = 1}
     END {exit bad}' "$out"
   rm -f "$out"
 fi

@@ -8,11 +8,15 @@
 # rounds. Timing comes from hyperfine, peak RSS from `/usr/bin/time -f %M`.
 #
 # Knobs: BENCH_ROUNDS (5) x BENCH_RUNS (8) samples per latency cell, BENCH_LOOP_ROUNDS (3) for the
-# 50-container rows, BENCH_RSS (3) create runs per runtime and round for peak RSS,
+# 50-container rows and the lanes, BENCH_LANE_N (50) containers per lane, BENCH_CPU_ROUNDS (4) x
+# BENCH_CPU_RUNS (50) sequential runs for the CPU rows, BENCH_RSS (3) create runs per runtime and
+# round for peak RSS,
 # BENCH_ONLY="run create ..." to measure a subset, BENCH_OUT (integration/bench/RESULTS.md),
 # BENCH_BASELINE=/path/to/other/berth: that binary runs interleaved in the same rounds as a
 # fourth runtime, and a second table compares the two berths (a before/after that load on the
 # machine cannot skew).
+# The kernel floor: floor.c (built here with gcc) does the same kernel work as a runtime for the
+# plain bundle in one process; it runs beside the runtimes in the run, CPU and lanes rows.
 # Nothing here asserts on timings: the targets section is informational.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +39,11 @@ ROUNDS=${BENCH_ROUNDS:-5}
 RUNS=${BENCH_RUNS:-8}
 LOOP_ROUNDS=${BENCH_LOOP_ROUNDS:-3}
 RSS_RUNS=${BENCH_RSS:-3}
+CPU_ROUNDS=${BENCH_CPU_ROUNDS:-4}
+CPU_RUNS=${BENCH_CPU_RUNS:-50}
+LANE_N=${BENCH_LANE_N:-50}
+# Rows where floor.c runs too (it knows only the plain bundle).
+FLOOR_KEYS=" run cpu lanes2 lanes8 "
 OUT=${BENCH_OUT:-$HERE/RESULTS.md}
 PREP=$HERE/prep.sh
 RTS=(berth crun runc)
@@ -50,7 +59,8 @@ COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(gi
 
 # We are alone in a private mount namespace (cgview.sh): the tmpfs vanishes with it.
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
-mount -t tmpfs -o size=256m,mode=0700 bench "$WORK"
+# 0711: the user-namespace bundle's root (host uid 100000) must reach the rootfs below.
+mount -t tmpfs -o size=256m,mode=0711 bench "$WORK"
 DATA=$WORK/data
 mkdir -p "$DATA"
 cleanup() {
@@ -70,10 +80,27 @@ make_bundle "$WORK/b-true" "$WORK/rootfs" '.process.args=["/bin/true"]'
 make_bundle "$WORK/b-sleep" "$WORK/rootfs" '.process.args=["sleep","3600"]'
 make_bundle "$WORK/b-seccomp" "$WORK/rootfs" \
   ".process.args=[\"/bin/true\"] | .linux.seccomp=$(jq -c . "$HERE/seccomp-default.json")"
+# A user namespace as rootless engines configure one (root of the container = an unprivileged
+# host uid range); the rootfs stays root-owned and world-readable, as an image's usually is.
+make_bundle "$WORK/b-userns" "$WORK/rootfs" '.process.args=["/bin/true"] | .linux.namespaces += [{"type":"user"}]
+  | .linux.uidMappings=[{"containerID":0,"hostID":100000,"size":65536}]
+  | .linux.gidMappings=[{"containerID":0,"hostID":100000,"size":65536}]'
 for rt in "${RTS[@]}"; do mkdir -p "$WORK/root-$rt"; done
+KFLOOR=$WORK/floor
+BIN[kfloor]=$KFLOOR
+if ! gcc -O2 -o "$KFLOOR" "$HERE/floor.c" 2>"$DATA/gcc.err"; then
+  for k in $FLOOR_KEYS; do NA[$k.kfloor]="n/a (floor.c: $(tail -1 "$DATA/gcc.err"))"; done
+fi
 
 rtc() { local rt=$1; shift; timeout 20 "${BIN[$rt]}" --root "$WORK/root-$rt" "$@" </dev/null; }
 cmd() { echo "${BIN[$1]} --root $WORK/root-$1"; }
+# runcmd RT ID BUNDLE: the command line that runs one container to completion.
+runcmd() {
+  if [ "$1" = kfloor ]; then echo "$KFLOOR $WORK/rootfs $2"; else echo "$(cmd "$1") run -b $3 $2"; fi
+}
+# Machine-wide busy time (user, nice, system, irq, softirq, steal) in clock ticks: kernel work a
+# runtime causes outside its own processes (kworkers, RCU, namespace teardown) shows here.
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 # Features berth lacks on this branch: show n/a instead of failing, so the row lights up by itself.
 probe() {
@@ -90,6 +117,11 @@ probe() {
       else NA[exec.$rt]="failed: $(tail -1 "$f")"; fi
     fi
     rtc "$rt" delete -f probe-x >/dev/null 2>&1 || true
+    if ! rtc "$rt" run -b "$WORK/b-userns" probe-u >/dev/null 2>"$f"; then
+      NA[userns_run.$rt]="failed: $(tail -1 "$f")"
+      NA[cpu_userns.$rt]="failed: $(tail -1 "$f")"
+    fi
+    rtc "$rt" delete -f probe-u >/dev/null 2>&1 || true
     if [ "$rt" != berth ] && ! rtc "$rt" run -b "$WORK/b-seccomp" probe-sec >/dev/null 2>"$f"; then
       NA[seccomp_run.$rt]="failed: $(tail -1 "$f")"
     fi
@@ -108,7 +140,38 @@ block() {
 }
 
 # One block per metric and runtime; ID names are per runtime, so no two runtimes share a cgroup.
-m_run() { block run "$1" "$RUNS" -N --warmup 1 "$(cmd "$1") run -b $WORK/b-true $1-run"; }
+m_run() { block run "$1" "$RUNS" -N --warmup 1 "$(runcmd "$1" "$1-run" "$WORK/b-true")"; }
+m_userns_run() { block userns_run "$1" "$RUNS" -N --warmup 1 "$(cmd "$1") run -b $WORK/b-userns $1-urun"; }
+# cpu_block KEY RT BUNDLE: CPU_RUNS sequential runs; per container, the user+system time of the
+# runtime and everything it waited for (hyperfine's rusage of its child) goes to KEY, and the
+# machine's busy time over the whole block to busy_KEY (only meaningful on an idle machine).
+cpu_block() {
+  local key=$1 rt=$2 j=$DATA/last.json b0 b1
+  b0=$(busy)
+  if ! timeout 900 hyperfine --style none -N --runs "$CPU_RUNS" --export-json "$j" \
+    "$(runcmd "$rt" "$rt-$key" "$3")" >/dev/null 2>"$DATA/hf.err"; then
+    NA[$key.$rt]="failed: $(grep -v '^$' "$DATA/hf.err" | tail -1)"
+    return 0
+  fi
+  b1=$(busy)
+  jq -r '(.results[0].user + .results[0].system) * 1000' "$j" >>"$DATA/$key.$rt"
+  awk -v a="$b0" -v b="$b1" -v n="$CPU_RUNS" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.3f\n", (b - a) * 1000 / hz / n}' >>"$DATA/busy_$key.$rt"
+}
+m_cpu() { cpu_block cpu "$1" "$WORK/b-true"; }
+m_cpu_seccomp() { cpu_block cpu_seccomp "$1" "$WORK/b-seccomp"; }
+m_cpu_userns() { cpu_block cpu_userns "$1" "$WORK/b-userns"; }
+# lanes KEY RT N: N shells, each running LANE_N containers back to back, all at once.
+lanes() {
+  local key=$1 rt=$2 n=$3 s="" w="" i
+  for ((i = 0; i < n; i++)); do
+    s+="(for i in \$(seq $LANE_N); do $(runcmd "$rt" "$rt-$key-$i-\$i" "$WORK/b-true") || exit 1; done) & p$i=\$!; "
+    w+=" \$p$i"
+  done
+  block "$key" "$rt" 1 "${s}r=0; for p in$w; do wait \$p || r=1; done; exit \$r"
+}
+m_lanes2() { lanes lanes2 "$1" 2; }
+m_lanes8() { lanes lanes8 "$1" 8; }
 m_create() {
   block create "$1" "$RUNS" -N --prepare "$PREP gone ${BIN[$1]} $WORK/root-$1 $WORK/b-true $1-c" \
     "$(cmd "$1") create -b $WORK/b-true $1-c"
@@ -168,9 +231,11 @@ measure() {
   local key=$1 rounds=$2 r i rt
   if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
   echo "bench: $key" >&2
+  local rts=("${RTS[@]}")
+  [[ "$FLOOR_KEYS" == *" $key "* ]] && rts+=(kfloor)
   for ((r = 0; r < rounds; r++)); do
-    for ((i = 0; i < ${#RTS[@]}; i++)); do
-      rt=${RTS[$(((r + i) % ${#RTS[@]}))]}
+    for ((i = 0; i < ${#rts[@]}; i++)); do
+      rt=${rts[$(((r + i) % ${#rts[@]}))]}
       [ -n "${NA[$key.$rt]:-}" ] && continue
       "m_$key" "$rt"
     done
@@ -186,8 +251,9 @@ floor() {
 
 probe
 floor
-for k in run create start state kill delete cycle exec seccomp_run rss; do measure $k "$ROUNDS"; done
-for k in seq50 par2; do measure $k "$LOOP_ROUNDS"; done
+for k in run create start state kill delete cycle exec seccomp_run userns_run rss; do measure $k "$ROUNDS"; done
+for k in cpu cpu_seccomp cpu_userns; do measure $k "$CPU_ROUNDS"; done
+for k in seq50 par2 lanes2 lanes8; do measure $k "$LOOP_ROUNDS"; done
 floor
 FLOOR=$([ -s "$DATA/floor" ] && median "$DATA/floor" | awk '{printf "%.2f ms", $1}' || echo "not measured")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -223,6 +289,13 @@ row() { # KEY LABEL UNIT SCALE DECIMALS
   if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $key "* ]]; then return 0; fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$3" "$(cell "$key" berth "$4" "$5")" \
     "$(cell "$key" crun "$4" "$5")" "$(cell "$key" runc "$4" "$5")" "$(ratio "$key" crun)" "$(ratio "$key" runc)" "$(samples "$key")"
+}
+frow() { # KEY LABEL UNIT SCALE DECIMALS: row with the floor.c column
+  local key=$1
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" ${key#busy_} "* ]]; then return 0; fi
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$3" "$(cell "$key" berth "$4" "$5")" \
+    "$(cell "$key" crun "$4" "$5")" "$(cell "$key" runc "$4" "$5")" "$(cell "$key" kfloor "$4" "$5")" \
+    "$(ratio "$key" crun)" "$(ratio "$key" kfloor)" "$(samples "$key")"
 }
 mib() { awk -v b="$1" 'BEGIN {printf "%.2f", b / 1048576}'; }
 with_libs() { # BIN: size of the binary plus every shared library it loads
@@ -262,6 +335,7 @@ memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   row cycle '`create && start && delete -f`' ms 1 2
   row exec '`exec /bin/true` (running container)' ms 1 2
   row seccomp_run '`run` with a Docker-like seccomp profile (298 syscalls)' ms 1 2
+  row userns_run '`run` with a user namespace (uid/gid maps of 65536)' ms 1 2
   row seq50 '50 x `run`, back to back' ms 1 0
   row par2 '50 x `run`, 2 at a time' ms 1 0
   row rss 'peak RSS of `create` (/usr/bin/time %M)' MiB 1 2
@@ -270,6 +344,26 @@ memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
   printf '| binary + shared libraries | MiB | %s (%s libs) | %s (%s libs) | %s (%s libs) | - | - | - |\n' \
     "$(mib "$(with_libs "${BIN[berth]}")")" "$(nlibs "${BIN[berth]}")" "$(mib "$(with_libs "${BIN[crun]}")")" "$(nlibs "${BIN[crun]}")" \
     "$(mib "$(with_libs "${BIN[runc]}")")" "$(nlibs "${BIN[runc]}")"
+  per_lane2=$(awk -v n="$LANE_N" 'BEGIN {print 1 / (2 * n)}')
+  per_lane8=$(awk -v n="$LANE_N" 'BEGIN {print 1 / (8 * n)}')
+  echo
+  echo "CPU per container and overlapping starts. CPU: user+system time of the runtime and every process"
+  echo "it waited for, per container, over $CPU_ROUNDS x $CPU_RUNS sequential runs; machine busy: all CPUs'"
+  echo "non-idle time over the same runs per container (kernel work in kworkers and RCU counts; only"
+  echo "meaningful when nothing else runs). Lanes: N shells each running $LANE_N containers back to back,"
+  echo "wall time / (N x $LANE_N). floor.c: the same kernel work in one C process (PERFORMANCE.md)."
+  echo
+  echo "| measurement | unit | berth | crun | runc | floor.c | berth/crun | berth/floor | n (berth) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  frow cpu 'CPU per `run` /bin/true' ms 1 2
+  frow busy_cpu 'machine busy per `run` /bin/true' ms 1 2
+  frow cpu_seccomp 'CPU per `run`, seccomp profile' ms 1 2
+  frow busy_cpu_seccomp 'machine busy per `run`, seccomp profile' ms 1 2
+  frow cpu_userns 'CPU per `run`, user namespace' ms 1 2
+  frow busy_cpu_userns 'machine busy per `run`, user namespace' ms 1 2
+  frow run '`run` /bin/true latency' ms 1 2
+  frow lanes2 '2 lanes: time per container' ms "$per_lane2" 2
+  frow lanes8 '8 lanes: time per container' ms "$per_lane8" 2
   if [ -n "${BENCH_BASELINE:-}" ]; then
     echo
     echo "Baseline in the same rounds: $("${BIN[base]}" --version | awk '/^commit/ {print "commit " $2}') ($BENCH_BASELINE)"
@@ -289,7 +383,9 @@ memtotal=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
     base_row par2 '50 x `run`, 2 at a time'
   fi
   echo
-  echo "Targets from the issue (informational, never asserted): run <= 0.8 x crun; create+start+delete <= 0.8 x crun;"
-  echo "state, start, kill, delete each under 2 ms; berth's peak RSS during create <= crun's."
+  echo "Targets (informational, never asserted): run <= 0.8 x crun; create+start+delete <= 0.8 x crun;"
+  echo "state, start, kill, delete each under 2 ms; berth's peak RSS during create <= crun's. Per container"
+  echo "(issue #19): CPU and machine busy <= 0.5 x crun and <= 1.5 x floor.c; run and exec medians <= 0.5 x crun;"
+  echo "2 and 8 lanes <= 0.6 x crun's time per container; the same with the seccomp profile and a user namespace."
 } >"$OUT"
 cat "$OUT"
