@@ -3,6 +3,7 @@
 // on x86_64.
 fn main() {
     println!("cargo:rerun-if-changed=src/process/trampoline.c");
+    link_libseccomp();
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -55,4 +56,32 @@ fn main() {
         std::fs::write(&out, b"").unwrap();
         println!("cargo:warning=exec trampoline not built (needs x86_64 and a C compiler): the created init waits as berth itself and the CVE-2019-5736 defence falls back to the exe guard");
     }
+}
+
+/// Against musl, the one glibc-only symbol of Debian's libseccomp.a (see .cargo/config.toml)
+/// comes from src/sys/musl_shim.c.
+fn link_libseccomp() {
+    println!("cargo:rerun-if-changed=src/sys/musl_shim.c");
+    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("musl") {
+        return;
+    }
+    let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let obj = dir.join("musl_shim.o");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let ok = std::process::Command::new(&cc)
+        .args(["-c", "-O2", "-fPIC", "-fno-stack-protector", "-U_FORTIFY_SOURCE", "-o"])
+        .arg(&obj)
+        .arg("src/sys/musl_shim.c")
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::process::Command::new("ar")
+            .arg("rcs")
+            .arg(dir.join("libmusl_shim.a"))
+            .arg(&obj)
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(ok, "build src/sys/musl_shim.c with {cc} and ar");
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    // Whole: nothing of berth calls it, libseccomp comes later on the link line.
+    println!("cargo:rustc-link-lib=static:+whole-archive=musl_shim");
 }

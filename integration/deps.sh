@@ -13,6 +13,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# berth builds for musl (.cargo/config.toml): its Rust standard library, once per toolchain.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "deps: rustup target add x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl >/dev/null
+fi
 # The cgroup-v2 VM tests (integration/vm/run-cgroup-tests.sh): qemu without its recommends
 # (no GUI stack); the guest kernel itself is fetched by integration/vm/build.sh.
 if [ "${BERTH_VM:-1}" = 1 ] && [ "$(uname -m)" = x86_64 ] && ! dpkg -s qemu-system-x86 >/dev/null 2>&1; then

@@ -75,19 +75,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// The C entry point (see `no_main` above); std's argument and environment access work
-/// without the runtime on glibc, which hands argv to constructors.
+/// The C entry point (see `no_main` above). The arguments are taken from `argv`: std's
+/// `env::args` is empty without its runtime on musl. The environment works either way.
 #[no_mangle]
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     berth::sys::process_start();
-    run_cli();
+    // SAFETY: these are main's own argc and argv.
+    let args = unsafe { berth::sys::args(argc, argv) };
+    run_cli(args);
     0
 }
 
-fn run_cli() {
-    let parsed = match berth::cli::parse_fast(std::env::args_os().skip(1)) {
+fn run_cli(args: Vec<std::ffi::OsString>) {
+    let parsed = match berth::cli::parse_fast(args.iter().skip(1).cloned()) {
         Some(c) => Ok(c),
-        None => Cli::try_parse(),
+        None => Cli::try_parse_from(args),
     };
     let cli = match parsed {
         Ok(c) => c,

@@ -343,8 +343,22 @@ fn cve_2021_30465_rename_exchange_race_never_mounts_on_the_host() {
         let stop = stop.clone();
         let (a, b) = (r.join("data"), r.join("swap"));
         std::thread::spawn(move || {
+            use std::os::unix::ffi::OsStrExt;
+            let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+            let (a, b) = (c(&a), c(&b));
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = nix::fcntl::renameat2(None, &a, None, &b, nix::fcntl::RenameFlags::RENAME_EXCHANGE);
+                // renameat2(RENAME_EXCHANGE) by number: nix and libc wrap it for glibc only.
+                // SAFETY: two valid NUL-terminated paths; the call touches nothing else.
+                let _ = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
             }
         })
     };

@@ -2,7 +2,7 @@
 # definitions).
 
 # build_berth REPO: cargo build --release, then print the binary's path as cargo reports it
-# (.cargo/config.toml builds for an explicit target: target/<host triple>/release/berth).
+# (.cargo/config.toml builds for an explicit target: target/<target triple>/release/berth).
 build_berth() {
   (cd "$1" && cargo build --release --quiet --message-format=json) |
     jq -r 'select(.reason == "compiler-artifact" and .target.name == "berth" and .executable != null) | .executable'

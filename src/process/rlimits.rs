@@ -12,24 +12,26 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
+/// glibc types the RLIMIT_* constants as `__rlimit_resource_t` (u32), musl as `c_int`.
+#[allow(clippy::unnecessary_cast)]
 fn resource(t: T) -> (u32, &'static str) {
     match t {
-        T::RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),
-        T::RlimitFsize => (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
-        T::RlimitData => (libc::RLIMIT_DATA, "RLIMIT_DATA"),
-        T::RlimitStack => (libc::RLIMIT_STACK, "RLIMIT_STACK"),
-        T::RlimitCore => (libc::RLIMIT_CORE, "RLIMIT_CORE"),
-        T::RlimitRss => (libc::RLIMIT_RSS, "RLIMIT_RSS"),
-        T::RlimitNproc => (libc::RLIMIT_NPROC, "RLIMIT_NPROC"),
-        T::RlimitNofile => (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
-        T::RlimitMemlock => (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
-        T::RlimitAs => (libc::RLIMIT_AS, "RLIMIT_AS"),
-        T::RlimitLocks => (libc::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
-        T::RlimitSigpending => (libc::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
-        T::RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
-        T::RlimitNice => (libc::RLIMIT_NICE, "RLIMIT_NICE"),
-        T::RlimitRtprio => (libc::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
-        T::RlimitRttime => (libc::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
+        T::RlimitCpu => (libc::RLIMIT_CPU as u32, "RLIMIT_CPU"),
+        T::RlimitFsize => (libc::RLIMIT_FSIZE as u32, "RLIMIT_FSIZE"),
+        T::RlimitData => (libc::RLIMIT_DATA as u32, "RLIMIT_DATA"),
+        T::RlimitStack => (libc::RLIMIT_STACK as u32, "RLIMIT_STACK"),
+        T::RlimitCore => (libc::RLIMIT_CORE as u32, "RLIMIT_CORE"),
+        T::RlimitRss => (libc::RLIMIT_RSS as u32, "RLIMIT_RSS"),
+        T::RlimitNproc => (libc::RLIMIT_NPROC as u32, "RLIMIT_NPROC"),
+        T::RlimitNofile => (libc::RLIMIT_NOFILE as u32, "RLIMIT_NOFILE"),
+        T::RlimitMemlock => (libc::RLIMIT_MEMLOCK as u32, "RLIMIT_MEMLOCK"),
+        T::RlimitAs => (libc::RLIMIT_AS as u32, "RLIMIT_AS"),
+        T::RlimitLocks => (libc::RLIMIT_LOCKS as u32, "RLIMIT_LOCKS"),
+        T::RlimitSigpending => (libc::RLIMIT_SIGPENDING as u32, "RLIMIT_SIGPENDING"),
+        T::RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE as u32, "RLIMIT_MSGQUEUE"),
+        T::RlimitNice => (libc::RLIMIT_NICE as u32, "RLIMIT_NICE"),
+        T::RlimitRtprio => (libc::RLIMIT_RTPRIO as u32, "RLIMIT_RTPRIO"),
+        T::RlimitRttime => (libc::RLIMIT_RTTIME as u32, "RLIMIT_RTTIME"),
     }
 }
 

@@ -125,6 +125,9 @@ const LOCKABLE: u64 = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOU
 /// clear one or ask for another access-time mode: that mount would not be what was asked for.
 fn bind_attrs(fd: BorrowedFd, m: &MountPlan) -> nix::Result<()> {
     use nix::sys::statvfs::FsFlags;
+    // The kernel reports MNT_RELATIME as bit 4096 of statfs' f_flags on every libc; nix names it
+    // only for glibc, musl's headers not at all.
+    const ST_RELATIME: libc::c_ulong = 4096;
     let denied = match sys::mount_setattr(fd, false, m.attrs.set, m.attrs.clr, 0) {
         Err(nix::errno::Errno::EPERM) => nix::errno::Errno::EPERM,
         r => return r,
@@ -147,7 +150,7 @@ fn bind_attrs(fd: BorrowedFd, m: &MountPlan) -> nix::Result<()> {
     if m.attrs.clr & sys::MOUNT_ATTR__ATIME != 0 {
         let mut atime = if f.contains(FsFlags::ST_NOATIME) {
             sys::MOUNT_ATTR_NOATIME
-        } else if f.contains(FsFlags::ST_RELATIME) {
+        } else if f.contains(FsFlags::from_bits_retain(ST_RELATIME)) {
             sys::MOUNT_ATTR_RELATIME
         } else {
             sys::MOUNT_ATTR_STRICTATIME

@@ -469,6 +469,21 @@ pub fn process_start() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// The command line as the C entry point received it (main.rs). std's `env::args` works
+/// without std's runtime only on glibc, which hands argv to constructors; musl does not.
+///
+/// # Safety
+/// `argv` must be the `argv` of `main`: `argc` valid C strings, then NULL, alive for the
+/// whole process.
+pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..usize::try_from(argc).unwrap_or(0))
+        // SAFETY: the caller's contract: argv[0..argc] are valid NUL-terminated strings.
+        .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) })
+        .map(|s| std::ffi::OsStr::from_bytes(s.to_bytes()).to_os_string())
+        .collect()
+}
+
 /// `_exit(2)`: the child never runs the parent's atexit handlers or destructors.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no Rust state.
