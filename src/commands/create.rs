@@ -5,7 +5,7 @@ use crate::cli::CreateOpts;
 use crate::container::bundle;
 use crate::container::state::{set_mode, CgroupState, Container, FIFO, FIFO_MODE};
 use crate::process::sync::Msg;
-use crate::process::{self, Event, Launched, Mode, Plan, PlanInput};
+use crate::process::{self, Event, HostFacts, Launched, Mode, PlanInput, Resources};
 use crate::rootfs::inplace::InPlace;
 use anyhow::{anyhow, bail, Result};
 use nix::sys::signal::{SigSet, Signal};
@@ -158,21 +158,27 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     } else {
         None
     };
-    let plan = Plan::build(PlanInput {
+    let input = PlanInput {
         spec: &b.spec,
         bundle: &b.dir,
         rootfs: &b.rootfs,
         mode,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds + listen,
-        fifo,
-        cgroup_paths: &container.state.cgroup.paths,
         id,
         no_new_keyring: opts.no_new_keyring,
         lock_fd: container.lock_fd(),
         exec: false,
-        state_root: Some(&g.root),
-    })?;
+    };
+    let plan = process::plan(&input, &HostFacts::read())?.acquire(
+        &input,
+        Resources {
+            fifo,
+            cgroup_paths: &container.state.cgroup.paths,
+            state_root: Some(&g.root),
+            ..Resources::default()
+        },
+    )?;
     crate::log::debug(&format!(
         "create {id}: clone flags {:#x}, unshare {:#x}, fork {}, {} joins, {} mounts",
         plan.clone_flags,

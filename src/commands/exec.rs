@@ -9,7 +9,7 @@ use crate::container::bundle;
 use crate::container::state::{Container, Op};
 use crate::namespaces;
 use crate::process::sync::Msg;
-use crate::process::{self, Mode, Plan, PlanInput};
+use crate::process::{self, HostFacts, Mode, PlanInput, Resources};
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{Capabilities, Capability, Linux, LinuxNamespace, LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -201,7 +201,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         Some(_) => Some(in_place_root(proc_dir.as_fd(), pid, &mut types)?),
         None => None,
     };
-    let ns = namespaces::join_process(proc_dir.as_fd(), pid, &types)?;
+    let joins = namespaces::join_process(proc_dir.as_fd(), pid, &types)?;
     linux.set_namespaces(Some(
         types
             .iter()
@@ -227,25 +227,27 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     }
     let set = super::create::forward_set();
     let old = crate::sys::block_signals(&set).map_err(|err| anyhow!("block signals: {err}"))?;
-    let mut plan = Plan::build_with(
-        PlanInput {
-            spec: &spec,
-            bundle: bundle_dir,
-            rootfs: Path::new(&c.state.rootfs),
-            mode: Mode::Run,
-            no_pivot: false,
-            preserve_fds: e.preserve_fds,
-            fifo: None,
-            cgroup_paths: &cgroup.paths,
-            id: &e.id,
-            no_new_keyring: false,
-            lock_fd: None,
-            exec: true,
+    let input = PlanInput {
+        spec: &spec,
+        bundle: bundle_dir,
+        rootfs: Path::new(&c.state.rootfs),
+        mode: Mode::Run,
+        no_pivot: false,
+        preserve_fds: e.preserve_fds,
+        id: &e.id,
+        no_new_keyring: false,
+        lock_fd: None,
+        exec: true,
+    };
+    let plan = process::plan(&input, &HostFacts::read())?.acquire(
+        &input,
+        Resources {
+            joins: Some(joins),
             state_root: Some(&g.root),
+            exec_root,
+            ..Resources::default()
         },
-        ns,
     )?;
-    plan.exec_root = exec_root;
     let cg = (!cgroup.paths.is_empty()).then_some(&cgroup);
     let mut launched = process::launch(&plan, cg, &mut |_| Ok(()))?;
     if let Some(p) = &e.pid_file {

@@ -1,4 +1,5 @@
-//! linux.namespaces -> clone flags, joins by path (opened in the parent), id maps.
+//! linux.namespaces -> clone flags, joins by path, id maps (`plan`, no I/O); the joined
+//! namespaces are opened in the parent (`open`, or `join_process` for exec).
 
 pub mod netdev;
 
@@ -36,6 +37,14 @@ const JOIN_ORDER: [T; 8] = [
     T::Mount,
 ];
 
+/// A namespace joined by path, as the config names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinPath {
+    pub typ: T,
+    pub path: PathBuf,
+}
+
+/// A joined namespace, opened.
 pub struct Join {
     pub flag: i32,
     pub fd: OwnedFd,
@@ -45,7 +54,9 @@ pub struct Join {
 pub struct NsPlan {
     /// Namespaces to create.
     pub new: i32,
-    /// Namespaces to join, in JOIN_ORDER.
+    /// Namespaces to join by path, in JOIN_ORDER: what `plan` decided.
+    pub join: Vec<JoinPath>,
+    /// `join`, opened (process::Plan::acquire); the init joins these.
     pub joins: Vec<Join>,
     pub uid_map: String,
     pub gid_map: String,
@@ -60,24 +71,27 @@ fn map_text(m: &Option<Vec<LinuxIdMapping>>) -> String {
         .collect()
 }
 
-pub fn plan(linux: &Linux) -> Result<NsPlan> {
+impl NsPlan {
+    /// The flags of the namespaces joined by path.
+    pub fn joined(&self) -> i32 {
+        self.join.iter().fold(0, |m, j| m | flag(j.typ))
+    }
+}
+
+/// The namespaces to create and to join, from the config alone (no path is opened here).
+pub fn plan(linux: &Linux) -> NsPlan {
     let mut new = 0;
-    let mut joins = Vec::new();
+    let mut join = Vec::new();
     let list = linux.namespaces().clone().unwrap_or_default();
     for t in JOIN_ORDER {
         let Some(ns) = list.iter().find(|n| n.typ() == t) else {
             continue;
         };
         match ns.path() {
-            Some(p) if !p.as_os_str().is_empty() => {
-                let fd = crate::sys::open(p.as_path(), libc::O_RDONLY, 0)
-                    .map_err(|e| anyhow!("linux.namespaces: open {} namespace {}: {e}", t, p.display()))?;
-                joins.push(Join {
-                    flag: flag(t),
-                    fd,
-                    path: p.clone(),
-                });
-            }
+            Some(p) if !p.as_os_str().is_empty() => join.push(JoinPath {
+                typ: t,
+                path: p.clone(),
+            }),
             _ => new |= flag(t),
         }
     }
@@ -89,20 +103,36 @@ pub fn plan(linux: &Linux) -> Result<NsPlan> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    Ok(NsPlan {
+    NsPlan {
         new,
-        joins,
+        join,
+        joins: Vec::new(),
         uid_map: map_text(linux.uid_mappings()),
         gid_map: map_text(linux.gid_mappings()),
         time_offsets,
-    })
+    }
+}
+
+/// Open the namespaces `plan` joins by path, in the parent (the init only calls setns).
+pub fn open(join: &[JoinPath]) -> Result<Vec<Join>> {
+    join.iter()
+        .map(|j| {
+            let fd = crate::sys::open(j.path.as_path(), libc::O_RDONLY, 0)
+                .map_err(|e| anyhow!("linux.namespaces: open {} namespace {}: {e}", j.typ, j.path.display()))?;
+            Ok(Join {
+                flag: flag(j.typ),
+                fd,
+                path: j.path.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Join the namespaces `types` of a running process (exec into a container), each opened
 /// through `proc_dir`, an fd of that process's /proc/<pid> directory: a lookup under it reaches
 /// that process or fails once it is gone, never a process that reused the pid. Opened here, in
-/// the parent, and joined in JOIN_ORDER by the child, as `plan` does for paths.
-pub fn join_process(proc_dir: BorrowedFd, pid: i32, types: &[T]) -> Result<NsPlan> {
+/// the parent, and joined in JOIN_ORDER by the child, as `open` does for paths.
+pub fn join_process(proc_dir: BorrowedFd, pid: i32, types: &[T]) -> Result<Vec<Join>> {
     let mut joins = Vec::new();
     for t in JOIN_ORDER.into_iter().filter(|t| types.contains(t)) {
         let rel = format!("ns/{}", name(flag(t)));
@@ -115,13 +145,7 @@ pub fn join_process(proc_dir: BorrowedFd, pid: i32, types: &[T]) -> Result<NsPla
             path,
         });
     }
-    Ok(NsPlan {
-        new: 0,
-        joins,
-        uid_map: String::new(),
-        gid_map: String::new(),
-        time_offsets: String::new(),
-    })
+    Ok(joins)
 }
 
 /// Not the initial user namespace (e.g. inside rootless podman, where berth runs as uid 0 of
@@ -210,12 +234,12 @@ mod tests {
                 "timeOffsets":{"monotonic":{"secs":7,"nanosecs":0}}}"#,
         )
         .unwrap();
-        let p = plan(&linux).unwrap();
+        let p = plan(&linux);
         assert_eq!(
             p.new,
             libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUSER | CLONE_NEWTIME
         );
-        assert!(p.joins.is_empty());
+        assert!(p.join.is_empty());
         assert_eq!(p.uid_map, "0 1000 1\n1 100000 65536\n");
         assert_eq!(p.time_offsets, "monotonic 7 0\n");
     }
@@ -236,14 +260,10 @@ mod tests {
         let pid = child.id() as i32;
         let dir = crate::sys::open(format!("/proc/{pid}").as_str(), libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
         let p = join_process(std::os::fd::AsFd::as_fd(&dir), pid, &[T::Mount, T::User, T::Network]).unwrap();
-        let order: Vec<i32> = p.joins.iter().map(|j| j.flag).collect();
+        let order: Vec<i32> = p.iter().map(|j| j.flag).collect();
         assert_eq!(order, vec![libc::CLONE_NEWUSER, libc::CLONE_NEWNET, libc::CLONE_NEWNS]);
-        assert_eq!(p.new, 0);
         let want = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
-        let got = std::fs::read_link(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&p.joins[1].fd)
-        ));
+        let got = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&p[1].fd)));
         assert_eq!(got.unwrap(), want);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -259,12 +279,18 @@ mod tests {
             r#"{"namespaces":[{"type":"mount","path":"/proc/self/ns/mnt"},{"type":"user","path":"/proc/self/ns/user"},{"type":"uts"}]}"#,
         )
         .unwrap();
-        let p = plan(&linux).unwrap();
+        let p = plan(&linux);
         assert_eq!(p.new, libc::CLONE_NEWUTS);
-        let order: Vec<i32> = p.joins.iter().map(|j| j.flag).collect();
+        assert_eq!(p.joined(), libc::CLONE_NEWUSER | libc::CLONE_NEWNS);
+        let joins = open(&p.join).unwrap();
+        let order: Vec<i32> = joins.iter().map(|j| j.flag).collect();
         assert_eq!(order, vec![libc::CLONE_NEWUSER, libc::CLONE_NEWNS]);
         let bad: Linux =
             serde_json::from_str(r#"{"namespaces":[{"type":"network","path":"/nonexistent/ns"}]}"#).unwrap();
-        assert!(plan(&bad).err().unwrap().to_string().contains("/nonexistent/ns"));
+        let e = open(&plan(&bad).join).err().unwrap().to_string();
+        assert!(
+            e.starts_with("linux.namespaces: open net namespace /nonexistent/ns: "),
+            "{e}"
+        );
     }
 }

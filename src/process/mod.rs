@@ -1,6 +1,7 @@
-//! The process model: the parent builds a `Plan` (everything validated and converted), clones
-//! once, and drives the child through the protocol in sync.rs. The child (init.rs) only
-//! executes the plan and never returns into the parent's code.
+//! The process model: the parent decides a `Plan` (`plan`: everything validated and converted,
+//! no I/O), takes its resources (`Plan::acquire`), clones once, and drives the child through
+//! the protocol in sync.rs. The child (init.rs) only executes the plan and never returns into
+//! the parent's code.
 
 pub mod attrs;
 pub mod caps;
@@ -30,6 +31,10 @@ pub enum Mode {
     Run,
 }
 
+/// Everything the init will do, decided in the parent before the clone. `plan` fills the
+/// decisions from the config and the host's facts without any I/O; `Plan::acquire` adds the
+/// resources (fds, the compiled seccomp filter, the trampoline, idmapped mount trees, net
+/// devices), and only a `Ready` plan is launched.
 pub struct Plan {
     pub mode: Mode,
     pub ns: NsPlan,
@@ -44,7 +49,7 @@ pub struct Plan {
     pub become_root: bool,
     /// The container has a user namespace (new or joined).
     pub userns: bool,
-    /// linux.netDevices, resolved on the host (empty for exec).
+    /// linux.netDevices, resolved on the host (acquire; empty for exec).
     pub net_devices: Vec<namespaces::netdev::Dev>,
     /// None for `exec`: the process joins a container whose rootfs is already set up.
     pub rootfs: Option<RootfsPlan>,
@@ -59,7 +64,10 @@ pub struct Plan {
     pub sysctls: Vec<(String, String)>,
     pub rlimits: Vec<rlimits::Rlimit>,
     pub caps: caps::CapSets,
-    /// The host's cap_last_cap, read here: never by the init inside the container.
+    /// Capability names this kernel lacks, left out of `caps` (warned about by acquire).
+    pub caps_ignored: Vec<String>,
+    /// The host's cap_last_cap, read in the parent (HostFacts): never by the init inside the
+    /// container.
     pub cap_last_cap: u32,
     pub uid: u32,
     pub gid: u32,
@@ -71,13 +79,14 @@ pub struct Plan {
     pub env: Vec<CString>,
     pub path_env: String,
     pub preserve_fds: u32,
+    /// The exec fifo's read end (acquire, create only).
     pub fifo: Option<OwnedFd>,
     pub oom_score_adj: Option<i32>,
     /// `_ses.<id>` unless --no-new-keyring.
     pub session_keyring: Option<CString>,
     /// The state-dir lock fd, closed first thing in the child.
     pub lock_fd: Option<std::os::fd::RawFd>,
-    /// The BPF program, compiled here so libseccomp never runs in the child.
+    /// The BPF program, compiled by acquire so libseccomp never runs in the child.
     pub seccomp: Option<crate::seccomp::Compiled>,
     /// AppArmor profile / SELinux label for the container's process.
     pub lsm: lsm::LsmPlan,
@@ -96,6 +105,7 @@ pub struct Plan {
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// What `plan` decides from: the config and the command line.
 pub struct PlanInput<'a> {
     pub spec: &'a Spec,
     pub bundle: &'a std::path::Path,
@@ -103,184 +113,247 @@ pub struct PlanInput<'a> {
     pub mode: Mode,
     pub no_pivot: bool,
     pub preserve_fds: u32,
-    pub fifo: Option<OwnedFd>,
-    pub cgroup_paths: &'a [std::path::PathBuf],
     pub id: &'a str,
     pub no_new_keyring: bool,
     pub lock_fd: Option<std::os::fd::RawFd>,
     /// Join a running container (every namespace by path) instead of making one.
     pub exec: bool,
+}
+
+/// What the plan needs to know about the host, read once by the caller (`HostFacts::read`)
+/// so that `plan` itself reads nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// /proc/sys/kernel/cap_last_cap.
+    pub cap_last_cap: u32,
+    /// The LSMs the kernel enforces.
+    pub lsm: lsm::HostLsm,
+    /// berth runs in a user namespace other than the initial one (rootless engines).
+    pub in_userns: bool,
+    /// berth runs as root (euid 0).
+    pub root: bool,
+}
+
+impl HostFacts {
+    pub fn read() -> HostFacts {
+        HostFacts {
+            cap_last_cap: caps::last_cap(),
+            lsm: lsm::detect(),
+            in_userns: namespaces::running_in_userns(),
+            root: nix::unistd::geteuid().is_root(),
+        }
+    }
+}
+
+/// What only `Plan::acquire` takes: fds the caller made and where the plan's resources live.
+#[derive(Default)]
+pub struct Resources<'a> {
+    /// The exec fifo's read end (create), inherited by the init.
+    pub fifo: Option<OwnedFd>,
+    /// The namespaces already opened (exec: through the init's /proc directory,
+    /// namespaces::join_process); None: open the plan's paths.
+    pub joins: Option<Vec<namespaces::Join>>,
+    /// The container's cgroup directories (its cgroup mounts show them).
+    pub cgroup_paths: &'a [std::path::PathBuf],
     /// The state root, home of the compiled-seccomp cache (None: no cache).
     pub state_root: Option<&'a std::path::Path>,
+    /// exec into a container without a mount namespace of its own: the init's root.
+    pub exec_root: Option<OwnedFd>,
+}
+
+/// A plan with its resources: the only thing `launch` takes.
+pub struct Ready(Plan);
+
+impl std::ops::Deref for Ready {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        &self.0
+    }
+}
+
+/// Decide everything from the config, the command line and the host's facts. No I/O: no path
+/// is opened, nothing is compiled or forked (that is `Plan::acquire`).
+pub fn plan(i: &PlanInput, host: &HostFacts) -> Result<Plan> {
+    let spec = i.spec;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
+    let ns = namespaces::plan(linux);
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: process must be set"))?;
+    if !i.exec && ns.new & libc::CLONE_NEWNS == 0 && ns.new & libc::CLONE_NEWUSER != 0 {
+        // The mount namespace (the runtime's, or a joined one) is owned by another user
+        // namespace: a process in the new one may not mount there at all.
+        bail!("linux.namespaces: a new user namespace needs a new mount namespace: it cannot mount in the runtime's or a joined one");
+    }
+    let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
+    let joined = ns.joined();
+    let fast = joined == 0 && ns.new & CLONE_NEWTIME == 0;
+    let (clone_flags, unshare_flags) = if fast {
+        // The init is pid 1 and in its own mount (and user) namespace from the clone; the
+        // network, IPC and UTS namespaces it unshares itself after Go, so their creation
+        // (a new network namespace is the costliest part of a clone) runs while the
+        // parent makes and joins the cgroups. Owner and result are the same either way.
+        let own = libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        (ns.new & !libc::CLONE_NEWCGROUP & !own, ns.new & own)
+    } else {
+        (0, ns.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP))
+    };
+    let joins_pid_or_time = joined & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0;
+    let fork_after = !fast && (unshare_flags & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0 || joins_pid_or_time);
+    // Either the container gets a user namespace or berth already runs in one (rootless
+    // engines): both forbid mknod and some filesystem mounts.
+    let userns = has(LinuxNamespaceType::User) || host.in_userns;
+    // A joined user namespace too: our host uid is unmapped there, and files we create on its
+    // mounts would be refused (EOVERFLOW); runc's init does setuid(0) after joining as well.
+    let become_root = (ns.new & libc::CLONE_NEWUSER != 0
+        && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0")))
+        || joined & libc::CLONE_NEWUSER != 0;
+    let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
+    let lsm = lsm::plan(
+        process.apparmor_profile(),
+        process.selinux_label(),
+        linux.mount_label(),
+        host.lsm,
+    )?;
+    let mut rootfs = if i.exec {
+        None
+    } else {
+        Some(RootfsPlan::build(
+            spec,
+            i.bundle,
+            i.rootfs,
+            i.no_pivot,
+            userns,
+            new_cgroupns,
+            host.root,
+        )?)
+    };
+    if let Some(r) = rootfs.as_mut() {
+        // runtime-spec: an omitted mount namespace is the runtime's, a path is joined.
+        r.in_place = ns.new & libc::CLONE_NEWNS == 0;
+        lsm::label_mounts(&mut r.mounts, linux.mount_label());
+    }
+    let user = process.user();
+    let mut env = Vec::new();
+    let mut path_env = None;
+    for e in dedup_env(process.env().as_deref().unwrap_or_default()) {
+        if let Some(p) = e.strip_prefix("PATH=") {
+            path_env = Some(p.to_string());
+        }
+        env.push(cstr(e).map_err(|e| anyhow!("process.env: {e}"))?);
+    }
+    let args = process
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| anyhow!("process.args: {e}"))?;
+    if args.is_empty() {
+        bail!("process.args must not be empty");
+    }
+    let (caps, caps_ignored) = caps::sets(process, host.cap_last_cap);
+    let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
+    sysctls.sort();
+    Ok(Plan {
+        mode: i.mode,
+        clone_flags,
+        unshare_flags,
+        userns_in_child: !fast && ns.new & libc::CLONE_NEWUSER != 0,
+        net_devices: Vec::new(),
+        fork_after,
+        new_cgroupns,
+        become_root,
+        userns,
+        ns,
+        rootfs,
+        exec: i.exec,
+        terminal: process.terminal().unwrap_or(false),
+        console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+        hooks: spec
+            .hooks()
+            .clone()
+            .filter(|_| !i.exec)
+            .map(|hooks| crate::hooks::HookCtx {
+                id: i.id.to_string(),
+                bundle: i.bundle.to_string_lossy().into_owned(),
+                annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+                hooks,
+            })
+            .filter(|h| h.during_create()),
+        hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
+        domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
+        sysctls,
+        rlimits: rlimits::list(process)?,
+        attrs: attrs::plan(linux, process, i.exec)?,
+        exec_root: None,
+        caps,
+        caps_ignored,
+        cap_last_cap: host.cap_last_cap,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask().unwrap_or(0o022),
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        cwd: cstr(&process.cwd().to_string_lossy())?,
+        args,
+        env,
+        path_env: path_env.unwrap_or_else(|| DEFAULT_PATH.to_string()),
+        preserve_fds: i.preserve_fds,
+        fifo: None,
+        oom_score_adj: process.oom_score_adj(),
+        lock_fd: i.lock_fd,
+        seccomp: None,
+        seccomp_listener: None,
+        self_exe: None,
+        trampoline: None,
+        lsm,
+        session_keyring: if i.no_new_keyring {
+            None
+        } else {
+            Some(cstr(&format!("_ses.{}", i.id))?)
+        },
+    })
 }
 
 impl Plan {
-    pub fn build(i: PlanInput) -> Result<Plan> {
-        let linux = i
-            .spec
-            .linux()
-            .as_ref()
-            .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
-        let ns = namespaces::plan(linux)?;
-        Self::build_with(i, ns)
-    }
-
-    /// `build` with the namespaces already opened (exec: the init's, see namespaces::join_process).
-    pub fn build_with(i: PlanInput, ns: NsPlan) -> Result<Plan> {
-        let net_devices = match (i.exec, i.spec.linux()) {
-            (false, Some(linux)) => namespaces::netdev::plan(linux, &ns)?,
-            _ => Vec::new(),
-        };
-        let spec = i.spec;
-        let linux = spec
-            .linux()
-            .as_ref()
-            .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
-        let process = spec
-            .process()
-            .as_ref()
-            .ok_or_else(|| anyhow!("config.json: process must be set"))?;
-        if !i.exec && ns.new & libc::CLONE_NEWNS == 0 && ns.new & libc::CLONE_NEWUSER != 0 {
-            // The mount namespace (the runtime's, or a joined one) is owned by another user
-            // namespace: a process in the new one may not mount there at all.
-            bail!("linux.namespaces: a new user namespace needs a new mount namespace: it cannot mount in the runtime's or a joined one");
-        }
-        let has = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
-        let fast = ns.joins.is_empty() && ns.new & CLONE_NEWTIME == 0;
-        let (clone_flags, unshare_flags) = if fast {
-            // The init is pid 1 and in its own mount (and user) namespace from the clone; the
-            // network, IPC and UTS namespaces it unshares itself after Go, so their creation
-            // (a new network namespace is the costliest part of a clone) runs while the
-            // parent makes and joins the cgroups. Owner and result are the same either way.
-            let own = libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-            (ns.new & !libc::CLONE_NEWCGROUP & !own, ns.new & own)
-        } else {
-            (0, ns.new & !(libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP))
-        };
-        let joins_pid_or_time = ns
-            .joins
-            .iter()
-            .any(|j| j.flag == libc::CLONE_NEWPID || j.flag == CLONE_NEWTIME);
-        let fork_after = !fast && (unshare_flags & (libc::CLONE_NEWPID | CLONE_NEWTIME) != 0 || joins_pid_or_time);
-        // Either the container gets a user namespace or berth already runs in one (rootless
-        // engines): both forbid mknod and some filesystem mounts.
-        let userns = has(LinuxNamespaceType::User) || namespaces::running_in_userns();
-        // A joined user namespace too: our host uid is unmapped there, and files we create on its
-        // mounts would be refused (EOVERFLOW); runc's init does setuid(0) after joining as well.
-        let become_root = (ns.new & libc::CLONE_NEWUSER != 0
-            && ns.uid_map.lines().any(|l| l.split_whitespace().next() == Some("0")))
-            || ns.joins.iter().any(|j| j.flag == libc::CLONE_NEWUSER);
-        let new_cgroupns = ns.new & libc::CLONE_NEWCGROUP != 0;
-        let lsm = lsm::plan(
-            process.apparmor_profile(),
-            process.selinux_label(),
-            linux.mount_label(),
-            lsm::detect(),
-        )?;
-        let mut rootfs = if i.exec {
-            None
-        } else {
-            Some(RootfsPlan::build(
-                spec,
-                i.bundle,
-                i.rootfs,
-                i.no_pivot,
-                userns,
-                new_cgroupns,
-                i.cgroup_paths,
-            )?)
-        };
-        if let Some(r) = rootfs.as_mut() {
-            // runtime-spec: an omitted mount namespace is the runtime's, a path is joined.
-            r.in_place = ns.new & libc::CLONE_NEWNS == 0;
-            lsm::label_mounts(&mut r.mounts, linux.mount_label());
-            if let (true, Some(dir)) = (userns, i.state_root) {
-                crate::rootfs::idmap::detach_private(&mut r.mounts, dir, r.root_propagation)?;
+    /// Take what the plan needs from the host, in the parent before the clone: the joined
+    /// namespaces opened, net devices resolved, the rootfs's host side (RootfsPlan::acquire),
+    /// the seccomp filter compiled (and cached), berth's own inode and the trampoline memfd.
+    /// `i` is the input the plan was made from.
+    pub fn acquire(mut self, i: &PlanInput, r: Resources) -> Result<Ready> {
+        self.ns.joins = match r.joins {
+            Some(joins) => {
+                let flags = joins.iter().fold(0, |m, j| m | j.flag);
+                if flags != self.ns.joined() {
+                    bail!(
+                        "namespaces opened ({flags:#x}) are not the ones planned ({:#x})",
+                        self.ns.joined()
+                    );
+                }
+                joins
             }
+            None => namespaces::open(&self.ns.join)?,
+        };
+        if let (false, Some(linux)) = (i.exec, i.spec.linux()) {
+            self.net_devices = namespaces::netdev::plan(linux, &self.ns)?;
         }
-        let user = process.user();
-        let mut env = Vec::new();
-        let mut path_env = None;
-        for e in dedup_env(process.env().as_deref().unwrap_or_default()) {
-            if let Some(p) = e.strip_prefix("PATH=") {
-                path_env = Some(p.to_string());
-            }
-            env.push(cstr(e).map_err(|e| anyhow!("process.env: {e}"))?);
+        if let Some(rootfs) = self.rootfs.as_mut() {
+            rootfs.acquire(r.cgroup_paths, r.state_root)?;
         }
-        let args = process
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| anyhow!("process.args: {e}"))?;
-        if args.is_empty() {
-            bail!("process.args must not be empty");
-        }
-        let (seccomp, seccomp_listener) = crate::seccomp::for_container(spec, i.id, i.bundle, i.state_root)?;
-        let cap_last_cap = caps::last_cap();
-        let (caps, ignored) = caps::sets(process, cap_last_cap);
-        caps::warn_ignored(ignored);
-        let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
-        sysctls.sort();
-        Ok(Plan {
-            mode: i.mode,
-            clone_flags,
-            unshare_flags,
-            userns_in_child: !fast && ns.new & libc::CLONE_NEWUSER != 0,
-            net_devices,
-            fork_after,
-            new_cgroupns,
-            become_root,
-            userns,
-            ns,
-            rootfs,
-            exec: i.exec,
-            terminal: process.terminal().unwrap_or(false),
-            console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
-            hooks: spec
-                .hooks()
-                .clone()
-                .filter(|_| !i.exec)
-                .map(|hooks| crate::hooks::HookCtx {
-                    id: i.id.to_string(),
-                    bundle: i.bundle.to_string_lossy().into_owned(),
-                    annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
-                    hooks,
-                })
-                .filter(|h| h.during_create()),
-            hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
-            domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-            sysctls,
-            rlimits: rlimits::list(process)?,
-            attrs: attrs::plan(linux, process, i.exec)?,
-            exec_root: None,
-            caps,
-            cap_last_cap,
-            uid: user.uid(),
-            gid: user.gid(),
-            groups: user.additional_gids().clone().unwrap_or_default(),
-            umask: user.umask().unwrap_or(0o022),
-            no_new_privs: process.no_new_privileges().unwrap_or(false),
-            cwd: cstr(&process.cwd().to_string_lossy())?,
-            args,
-            env,
-            path_env: path_env.unwrap_or_else(|| DEFAULT_PATH.to_string()),
-            preserve_fds: i.preserve_fds,
-            fifo: i.fifo,
-            oom_score_adj: process.oom_score_adj(),
-            lock_fd: i.lock_fd,
-            seccomp,
-            seccomp_listener,
-            self_exe: exe_guard::self_id(),
-            trampoline: exe_guard::trampoline()?,
-            lsm,
-            session_keyring: if i.no_new_keyring {
-                None
-            } else {
-                Some(cstr(&format!("_ses.{}", i.id))?)
-            },
-        })
+        let (seccomp, listener) = crate::seccomp::for_container(i.spec, i.id, i.bundle, r.state_root)?;
+        caps::warn_ignored(std::mem::take(&mut self.caps_ignored));
+        self.seccomp = seccomp;
+        self.seccomp_listener = listener;
+        self.self_exe = exe_guard::self_id();
+        self.trampoline = exe_guard::trampoline()?;
+        self.fifo = r.fifo;
+        self.exec_root = r.exec_root;
+        Ok(Ready(self))
     }
 }
 
@@ -372,7 +445,7 @@ pub enum Event {
 }
 
 /// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
-pub fn launch(plan: &Plan, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Event) -> Result<()>) -> Result<Launched> {
+pub fn launch(plan: &Ready, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Event) -> Result<()>) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
     let mut guard = PidGuard::default();
     let (child, in_cgroup) = clone_init(plan, cgroup)?;
@@ -502,7 +575,455 @@ pub fn write_pid_file(path: &str, pid: i32) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::dedup_env;
+    use super::*;
+    use serde_json::json;
+
+    const PID: i32 = libc::CLONE_NEWPID;
+    const NS: i32 = libc::CLONE_NEWNS;
+    const NET: i32 = libc::CLONE_NEWNET;
+    const IPC: i32 = libc::CLONE_NEWIPC;
+    const UTS: i32 = libc::CLONE_NEWUTS;
+    const USER: i32 = libc::CLONE_NEWUSER;
+    const TIME: i32 = CLONE_NEWTIME;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A config with `namespaces` (a JSON list) and, when given, uidMappings.
+    fn config(namespaces: serde_json::Value, uid_map: Option<serde_json::Value>) -> Spec {
+        let mut c = json!({
+            "ociVersion": "1.2.0",
+            "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["A=1"]},
+            "root": {"path": "rootfs"},
+            "linux": {"namespaces": namespaces},
+        });
+        if let Some(m) = uid_map {
+            c["linux"]["uidMappings"] = m.clone();
+            c["linux"]["gidMappings"] = m;
+        }
+        spec(c)
+    }
+
+    fn input(spec: &Spec, exec: bool) -> PlanInput<'_> {
+        PlanInput {
+            spec,
+            bundle: std::path::Path::new("/bundle"),
+            rootfs: std::path::Path::new("/bundle/rootfs"),
+            mode: Mode::Create,
+            no_pivot: false,
+            preserve_fds: 0,
+            id: "c1",
+            no_new_keyring: false,
+            lock_fd: None,
+            exec,
+        }
+    }
+
+    fn host() -> HostFacts {
+        HostFacts {
+            cap_last_cap: 40,
+            lsm: lsm::HostLsm::default(),
+            in_userns: false,
+            root: true,
+        }
+    }
+
+    fn decide(spec: &Spec, exec: bool) -> Result<Plan> {
+        plan(&input(spec, exec), &host())
+    }
+
+    fn err(spec: &Spec, exec: bool) -> String {
+        match decide(spec, exec) {
+            Ok(_) => panic!("the plan should be refused"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// clone/unshare flags, the second fork, where the user namespace is made, setuid(0) and
+    /// the cgroup namespace: from the namespaces alone. A path is a join; nothing is opened,
+    /// so a path that does not exist plans fine (Plan::acquire fails on it).
+    #[test]
+    fn flag_algebra() {
+        struct Case {
+            name: &'static str,
+            ns: serde_json::Value,
+            uid_map: Option<serde_json::Value>,
+            exec: bool,
+            clone: i32,
+            unshare: i32,
+            fork_after: bool,
+            userns_in_child: bool,
+            become_root: bool,
+            new_cgroupns: bool,
+        }
+        let root_map = Some(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+        let no_root_map = Some(json!([{"containerID": 1, "hostID": 100000, "size": 65536}]));
+        let cases = [
+            Case {
+                name: "fast path: pid and mount in the clone, net/ipc/uts unshared after Go",
+                ns: json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]),
+                uid_map: None,
+                exec: false,
+                clone: PID | NS,
+                unshare: NET | IPC | UTS,
+                fork_after: false,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: true,
+            },
+            Case {
+                name: "fast path with a user namespace mapping container root",
+                ns: json!([{"type": "user"}, {"type": "pid"}, {"type": "mount"}, {"type": "network"}]),
+                uid_map: root_map.clone(),
+                exec: false,
+                clone: USER | PID | NS,
+                unshare: NET,
+                fork_after: false,
+                userns_in_child: false,
+                become_root: true,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "fast path with a user namespace without container id 0",
+                ns: json!([{"type": "user"}, {"type": "mount"}]),
+                uid_map: no_root_map.clone(),
+                exec: false,
+                clone: USER | NS,
+                unshare: 0,
+                fork_after: false,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "a join: everything unshared by the child, a new pid namespace forks",
+                ns: json!([{"type": "pid"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "network", "path": "/nonexistent/netns"}]),
+                uid_map: None,
+                exec: false,
+                clone: 0,
+                unshare: PID | NS,
+                fork_after: true,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: true,
+            },
+            Case {
+                name: "a join without a new pid namespace: no second fork",
+                ns: json!([{"type": "mount"}, {"type": "uts"}, {"type": "network", "path": "/proc/1/ns/net"}]),
+                uid_map: None,
+                exec: false,
+                clone: 0,
+                unshare: NS | UTS,
+                fork_after: false,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "a new time namespace takes the slow path and forks",
+                ns: json!([{"type": "mount"}, {"type": "time"}]),
+                uid_map: None,
+                exec: false,
+                clone: 0,
+                unshare: NS | TIME,
+                fork_after: true,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "a joined pid namespace forks",
+                ns: json!([{"type": "mount"}, {"type": "pid", "path": "/proc/1/ns/pid"}]),
+                uid_map: None,
+                exec: false,
+                clone: 0,
+                unshare: NS,
+                fork_after: true,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "a joined time namespace forks",
+                ns: json!([{"type": "mount"}, {"type": "time", "path": "/proc/1/ns/time"}]),
+                uid_map: None,
+                exec: false,
+                clone: 0,
+                unshare: NS,
+                fork_after: true,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "slow path with a new user namespace: the child makes it",
+                ns: json!([{"type": "user"}, {"type": "mount"}, {"type": "pid"}, {"type": "cgroup"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}]),
+                uid_map: root_map.clone(),
+                exec: false,
+                clone: 0,
+                unshare: NS | PID,
+                fork_after: true,
+                userns_in_child: true,
+                become_root: true,
+                new_cgroupns: true,
+            },
+            Case {
+                name: "slow path, new user namespace without container id 0",
+                ns: json!([{"type": "user"}, {"type": "mount"}, {"type": "uts", "path": "/proc/1/ns/uts"}]),
+                uid_map: no_root_map,
+                exec: false,
+                clone: 0,
+                unshare: NS,
+                fork_after: false,
+                userns_in_child: true,
+                become_root: false,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "a joined user namespace: setuid(0) after joining",
+                ns: json!([{"type": "user", "path": "/proc/1/ns/user"}, {"type": "mount"}]),
+                uid_map: None,
+                exec: false,
+                clone: 0,
+                unshare: NS,
+                fork_after: false,
+                userns_in_child: false,
+                become_root: true,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "exec: joins only, the pid namespace forks",
+                ns: json!([
+                    {"type": "user", "path": "/proc/9/ns/user"}, {"type": "pid", "path": "/proc/9/ns/pid"},
+                    {"type": "mount", "path": "/proc/9/ns/mnt"}, {"type": "cgroup", "path": "/proc/9/ns/cgroup"},
+                    {"type": "network", "path": "/proc/9/ns/net"}]),
+                uid_map: None,
+                exec: true,
+                clone: 0,
+                unshare: 0,
+                fork_after: true,
+                userns_in_child: false,
+                become_root: true,
+                new_cgroupns: false,
+            },
+            Case {
+                name: "exec without pid or user namespaces",
+                ns: json!([{"type": "mount", "path": "/proc/9/ns/mnt"}, {"type": "network", "path": "/proc/9/ns/net"}]),
+                uid_map: None,
+                exec: true,
+                clone: 0,
+                unshare: 0,
+                fork_after: false,
+                userns_in_child: false,
+                become_root: false,
+                new_cgroupns: false,
+            },
+        ];
+        for c in cases {
+            let p = decide(&config(c.ns, c.uid_map), c.exec).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+            let got = (
+                p.clone_flags,
+                p.unshare_flags,
+                p.fork_after,
+                p.userns_in_child,
+                p.become_root,
+                p.new_cgroupns,
+            );
+            let want = (
+                c.clone,
+                c.unshare,
+                c.fork_after,
+                c.userns_in_child,
+                c.become_root,
+                c.new_cgroupns,
+            );
+            assert_eq!(
+                got, want,
+                "{} (clone, unshare, fork_after, userns_in_child, become_root, new_cgroupns)",
+                c.name
+            );
+            assert_eq!(p.exec, c.exec, "{}", c.name);
+            assert_eq!(p.rootfs.is_none(), c.exec, "{}: a rootfs plan only for create", c.name);
+            assert!(p.ns.joins.is_empty(), "{}: nothing opened before acquire", c.name);
+            assert!(
+                p.fifo.is_none() && p.trampoline.is_none() && p.seccomp.is_none(),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn joins_are_planned_in_setns_order() {
+        let p = decide(
+            &config(
+                json!([{"type": "mount", "path": "/m"}, {"type": "network", "path": "/n"}, {"type": "user", "path": "/u"}, {"type": "pid"}]),
+                None,
+            ),
+            false,
+        )
+        .unwrap();
+        let order: Vec<_> =
+            p.ns.join
+                .iter()
+                .map(|j| (j.typ, j.path.to_string_lossy().into_owned()))
+                .collect();
+        assert_eq!(
+            order,
+            [
+                (LinuxNamespaceType::User, "/u".to_string()),
+                (LinuxNamespaceType::Network, "/n".to_string()),
+                (LinuxNamespaceType::Mount, "/m".to_string()),
+            ]
+        );
+        assert_eq!(p.ns.new, PID);
+        assert_eq!(p.ns.joined(), USER | NET | NS);
+    }
+
+    /// The container has a user namespace when it asks for one (new or joined) or when berth
+    /// already runs in one; the rootfs plan follows, and in_place without a mount namespace.
+    #[test]
+    fn userns_follows_the_config_and_the_host() {
+        let s = config(json!([{"type": "pid"}, {"type": "mount"}]), None);
+        let p = decide(&s, false).unwrap();
+        assert!(!p.userns);
+        assert!(!p.rootfs.as_ref().unwrap().userns);
+        let p = plan(
+            &input(&s, false),
+            &HostFacts {
+                in_userns: true,
+                root: false,
+                ..host()
+            },
+        )
+        .unwrap();
+        assert!(p.userns && p.rootfs.as_ref().unwrap().userns);
+        assert!(!p.rootfs.as_ref().unwrap().host_sources);
+        assert!(
+            !p.become_root,
+            "setuid(0) only for a user namespace of the container's own"
+        );
+        let p = decide(&config(json!([{"type": "pid"}]), None), false).unwrap();
+        assert!(
+            p.rootfs.unwrap().in_place,
+            "no mount namespace: the rootfs is attached in place"
+        );
+    }
+
+    #[test]
+    fn a_new_user_namespace_needs_a_new_mount_namespace() {
+        let want = "linux.namespaces: a new user namespace needs a new mount namespace: it cannot mount in the runtime's or a joined one";
+        let map = Some(json!([{"containerID": 0, "hostID": 100000, "size": 1}]));
+        assert_eq!(
+            err(&config(json!([{"type": "user"}, {"type": "pid"}]), map.clone()), false),
+            want
+        );
+        assert_eq!(
+            err(
+                &config(
+                    json!([{"type": "user"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]),
+                    map.clone()
+                ),
+                false
+            ),
+            want
+        );
+        // Joined, the user namespace brings its own mappings and mounts: allowed.
+        decide(
+            &config(
+                json!([{"type": "user", "path": "/proc/1/ns/user"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]),
+                None,
+            ),
+            false,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn invalid_configs_name_what_is_wrong() {
+        let base = || serde_json::to_value(config(json!([{"type": "mount"}]), None)).unwrap();
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 7] = [
+            (
+                |c| c["linux"] = serde_json::Value::Null,
+                "config.json: linux must be set",
+            ),
+            (
+                |c| c["process"] = serde_json::Value::Null,
+                "config.json: process must be set",
+            ),
+            (|c| c["process"]["args"] = json!([]), "process.args must not be empty"),
+            (
+                |c| c["process"]["args"] = json!(["a\0b"]),
+                r#"process.args: "a\0b" contains a NUL byte"#,
+            ),
+            (
+                |c| c["process"]["env"] = json!(["A=1", "B=\0"]),
+                r#"process.env: "B=\0" contains a NUL byte"#,
+            ),
+            (
+                |c| c["process"]["cwd"] = json!("/x\0y"),
+                r#""/x\0y" contains a NUL byte"#,
+            ),
+            (
+                |c| c["process"]["apparmorProfile"] = json!("p"),
+                r#"process.apparmorProfile "p": apparmor is not enabled on this host"#,
+            ),
+        ];
+        for (edit, want) in cases {
+            let mut c = base();
+            edit(&mut c);
+            assert_eq!(err(&spec(c), false), want);
+        }
+        // A missing args list is as empty as an empty one.
+        let mut c = base();
+        c["process"].as_object_mut().unwrap().remove("args");
+        assert_eq!(err(&spec(c), false), "process.args must not be empty");
+    }
+
+    /// Host facts decide: the LSM the host enforces, the capabilities this kernel has.
+    #[test]
+    fn host_facts_steer_lsm_and_capabilities() {
+        let mut c = serde_json::to_value(config(json!([{"type": "mount"}]), None)).unwrap();
+        c["process"]["apparmorProfile"] = json!("prof");
+        c["process"]["capabilities"] = json!({"bounding": ["CAP_CHOWN", "CAP_BPF"], "effective": ["CAP_CHOWN"]});
+        let s = spec(c);
+        let h = HostFacts {
+            cap_last_cap: 38,
+            lsm: lsm::HostLsm {
+                apparmor: true,
+                selinux: false,
+            },
+            ..host()
+        };
+        // CAP_CHOWN is capability 0, CAP_BPF 39.
+        const CHOWN: u64 = 1;
+        let p = plan(&input(&s, false), &h).unwrap();
+        assert_eq!(p.lsm.apparmor.as_deref(), Some("exec prof"));
+        assert_eq!(p.cap_last_cap, 38);
+        assert_eq!(p.caps.bounding, CHOWN);
+        assert_eq!(p.caps.effective, CHOWN);
+        assert_eq!(p.caps_ignored, ["CAP_BPF"]);
+        let p = plan(&input(&s, false), &HostFacts { cap_last_cap: 40, ..h }).unwrap();
+        assert_eq!(p.caps.bounding, CHOWN | (1 << 39));
+        assert!(p.caps_ignored.is_empty());
+    }
+
+    #[test]
+    fn process_fields_are_converted() {
+        let mut c = serde_json::to_value(config(json!([{"type": "mount"}]), None)).unwrap();
+        c["process"]["env"] = json!(["PATH=/a", "X=1", "PATH=/b"]);
+        c["process"]["user"] = json!({"uid": 5, "gid": 6, "additionalGids": [7], "umask": 63});
+        let p = decide(&spec(c), false).unwrap();
+        assert_eq!(p.env, [c"X=1", c"PATH=/b"]);
+        assert_eq!(p.path_env, "/b");
+        assert_eq!((p.uid, p.gid, p.groups.as_slice(), p.umask), (5, 6, &[7][..], 0o77));
+        assert_eq!(p.session_keyring.as_deref(), Some(c"_ses.c1"));
+        let p = decide(&config(json!([{"type": "mount"}]), None), false).unwrap();
+        assert_eq!(p.path_env, DEFAULT_PATH);
+        assert_eq!(p.umask, 0o022);
+    }
 
     #[test]
     fn env_keeps_the_last_value_of_a_key_where_it_stood() {

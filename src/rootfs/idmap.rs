@@ -128,6 +128,7 @@ fn userns_with(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
     guard.push(pid);
     let ns = crate::namespaces::NsPlan {
         new: libc::CLONE_NEWUSER,
+        join: Vec::new(),
         joins: Vec::new(),
         uid_map: uid_map.to_string(),
         gid_map: gid_map.to_string(),

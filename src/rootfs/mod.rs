@@ -626,6 +626,8 @@ fn cgroup_submounts(paths: &[PathBuf]) -> Result<Vec<CgroupSubMount>> {
 }
 
 impl RootfsPlan {
+    /// The mounts, devices and paths from the config alone (no I/O): `acquire` adds what the
+    /// host has to give. `host_root`: berth runs as root (`host_sources`).
     pub fn build(
         spec: &Spec,
         bundle: &Path,
@@ -633,7 +635,7 @@ impl RootfsPlan {
         no_pivot: bool,
         userns: bool,
         cgroup_ns: bool,
-        cgroup_paths: &[PathBuf],
+        host_root: bool,
     ) -> Result<RootfsPlan> {
         let linux = spec
             .linux()
@@ -651,11 +653,6 @@ impl RootfsPlan {
         let setup_dev = !mounts
             .iter()
             .any(|m| m.dest == Path::new("dev") && matches!(m.kind, Kind::Bind { .. }));
-        let cgroup_mounts = if mounts.iter().any(|m| m.kind == Kind::Cgroup) {
-            cgroup_submounts(cgroup_paths)?
-        } else {
-            Vec::new()
-        };
         let (root_propagation, post_propagation) = match linux.rootfs_propagation().as_deref() {
             None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, None),
             Some(p) => {
@@ -675,7 +672,6 @@ impl RootfsPlan {
                 }
             }
         };
-        idmap::make_trees(&mut mounts, root_propagation)?;
         Ok(RootfsPlan {
             rootfs: rootfs.to_path_buf(),
             readonly: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
@@ -686,14 +682,32 @@ impl RootfsPlan {
             mounts,
             masked: linux.masked_paths().clone().unwrap_or_default(),
             readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
-            host_pseudo_fs: if no_pivot { host_pseudo_fs(rootfs)? } else { Vec::new() },
+            host_pseudo_fs: Vec::new(),
             no_pivot,
             in_place: false,
             userns,
             cgroup_ns,
-            cgroup_mounts,
-            host_sources: nix::unistd::geteuid().is_root(),
+            cgroup_mounts: Vec::new(),
+            host_sources: host_root,
         })
+    }
+
+    /// What the host gives the plan, in the parent before the clone: the cgroup mounts'
+    /// hierarchies (the container's cgroup directories `cgroup_paths`), the idmapped and
+    /// detached bind sources (`state_root`: berth's state, see idmap::detach_private), and with
+    /// --no-pivot the host's procfs and sysfs mounts.
+    pub fn acquire(&mut self, cgroup_paths: &[PathBuf], state_root: Option<&Path>) -> Result<()> {
+        if self.mounts.iter().any(|m| m.kind == Kind::Cgroup) {
+            self.cgroup_mounts = cgroup_submounts(cgroup_paths)?;
+        }
+        idmap::make_trees(&mut self.mounts, self.root_propagation)?;
+        if self.no_pivot {
+            self.host_pseudo_fs = host_pseudo_fs(&self.rootfs)?;
+        }
+        if let (true, Some(dir)) = (self.userns, state_root) {
+            idmap::detach_private(&mut self.mounts, dir, self.root_propagation)?;
+        }
+        Ok(())
     }
 }
 
