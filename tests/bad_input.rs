@@ -40,9 +40,9 @@ fn with(args: &[&str], f: impl FnOnce(&mut serde_json::Value)) -> Env {
     env
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn malformed_and_missing_config() {
-    require_root!();
     let env = Env::new(&["true"]);
     std::fs::write(env.bundle.join("config.json"), "{\"ociVersion\": ").unwrap();
     create_fails(&env, &env.id("bad"), "parse config.json");
@@ -52,16 +52,16 @@ fn malformed_and_missing_config() {
     create_fails(&env, &env.id("bad"), "config.json not found");
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn missing_rootfs() {
-    require_root!();
     let env = with(&["true"], |c| c["root"]["path"] = json!("nope"));
     create_fails(&env, &env.id("nofs"), "invalid rootfs");
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn invalid_ids_are_refused_before_touching_disk() {
-    require_root!();
     let env = Env::new(&["true"]);
     let long = "x".repeat(1025);
     for id in [
@@ -145,9 +145,9 @@ fn wrong_state_and_bad_signal() {
     env.assert_gone(&id);
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn invalid_fields_name_the_field() {
-    require_root!();
     type Edit = fn(&mut serde_json::Value);
     let cases: Vec<(Edit, &str)> = vec![
         (|c| c["process"]["args"] = json!([]), "process.args"),
@@ -239,9 +239,9 @@ fn failures_inside_the_child_leave_nothing() {
     env.assert_root_empty();
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn unsupported_features_are_refused_clearly() {
-    require_root!();
     let env = with(&["true"], |c| c["process"]["terminal"] = json!(true));
     create_fails(&env, &env.id("tty"), "cannot allocate tty");
     let env = Env::new(&["true"]);

@@ -276,9 +276,9 @@ fn personality_linux32_shows_a_32_bit_machine_to_the_init_and_to_exec() {
     assert_eq!(run(&mut env, "LINUX32"), "i686\n");
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn bad_personalities_fail_create_and_leave_nothing() {
-    require_root!();
     let mut env = Env::new(&["true"]);
     refused(
         &mut env,
@@ -328,9 +328,9 @@ fn scheduler_policy_nice_and_priority_reach_the_process_and_exec() {
     }
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn bad_schedulers_fail_create_with_runcs_texts_and_leave_nothing() {
-    require_root!();
     let mut env = Env::new(&["true"]);
     let cases = [
         (
@@ -493,9 +493,9 @@ fn memory_policy_shows_in_numa_maps() {
     assert_eq!(o.stdout.trim(), "prefer=relative:0");
 }
 
+/// No root needed: berth refuses this before anything privileged runs.
 #[test]
 fn bad_memory_policies_fail_create_with_runcs_texts_and_leave_nothing() {
-    require_root!();
     let mut env = Env::new(&["true"]);
     let cases = [
         (

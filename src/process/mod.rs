@@ -944,7 +944,7 @@ mod tests {
     fn invalid_configs_name_what_is_wrong() {
         let base = || serde_json::to_value(config(json!([{"type": "mount"}]), None)).unwrap();
         type Edit = fn(&mut serde_json::Value);
-        let cases: [(Edit, &str); 7] = [
+        let cases: [(Edit, &str); 8] = [
             (
                 |c| c["linux"] = serde_json::Value::Null,
                 "config.json: linux must be set",
@@ -965,6 +965,12 @@ mod tests {
             (
                 |c| c["process"]["cwd"] = json!("/x\0y"),
                 r#""/x\0y" contains a NUL byte"#,
+            ),
+            (
+                |c| {
+                    c["mounts"] = json!([{"destination": "/d", "type": "bind", "source": "/tmp", "options": ["bind", "tmpcopyup"]}])
+                },
+                "mounts: /d: tmpcopyup is only valid for tmpfs",
             ),
             (
                 |c| c["process"]["apparmorProfile"] = json!("p"),
