@@ -854,6 +854,41 @@ mod tests {
         }
     }
 
+    /// The paths are opened by acquire, with the config's field in the error; exec's
+    /// namespaces, opened through the init's /proc directory, must be the planned ones.
+    #[test]
+    fn acquire_opens_what_the_plan_joins() {
+        let s = config(
+            json!([{"type": "mount"}, {"type": "network", "path": "/nonexistent/netns"}]),
+            None,
+        );
+        let i = input(&s, false);
+        let e = match plan(&i, &host()).unwrap().acquire(&i, Resources::default()) {
+            Ok(_) => panic!("a namespace path that does not exist was acquired"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.starts_with("linux.namespaces: open net namespace /nonexistent/netns: "),
+            "{e}"
+        );
+        let s = config(json!([{"type": "network", "path": "/proc/self/ns/net"}]), None);
+        let i = input(&s, true);
+        let ready = plan(&i, &host()).unwrap().acquire(&i, Resources::default()).unwrap();
+        let flags: Vec<i32> = ready.ns.joins.iter().map(|j| j.flag).collect();
+        assert_eq!(flags, [NET]);
+        let e = match plan(&i, &host()).unwrap().acquire(
+            &i,
+            Resources {
+                joins: Some(Vec::new()),
+                ..Resources::default()
+            },
+        ) {
+            Ok(_) => panic!("exec's opened namespaces differ from the plan's"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(e, "namespaces opened (0x0) are not the ones planned (0x40000000)");
+    }
+
     #[test]
     fn joins_are_planned_in_setns_order() {
         let p = decide(
