@@ -1,10 +1,19 @@
-//! cgroups over every host layout, detected from /proc/self/mountinfo: pure v2, pure v1, and
-//! hybrid (v1 controllers plus a cgroup2 mount without controllers, as on this CI machine,
-//! where runc works and crun refuses; berth tracks the unified hierarchy too, as runc does).
+//! The container's cgroups over every host layout, detected from /proc/self/mountinfo: pure
+//! v2, pure v1, and hybrid (v1 controllers plus a cgroup2 mount without controllers, as on this
+//! CI machine, where runc works and crun refuses; berth tracks the unified hierarchy too, as
+//! runc does).
+//!
+//! One `Manager` per container, planned by create from the detected layout and recorded in
+//! state.json; every command goes through it: `plan`/`check_unused`/`create` (the directories,
+//! before the init is cloned), `apply` (linux.resources and the device policy, at create and
+//! `update`), `add_process` (or `clone_target` for CLONE_INTO_CGROUP), `freeze`/`is_frozen`,
+//! `signal_all`/`kill_all_and_wait`, `pids`, `stats`/`oom_kills`/`oom_eventfd`, `destroy`. A
+//! systemd driver is another way to do `create`/`apply`/`destroy` behind the same methods (its
+//! unit's cgroup is read and signalled through the same files).
 //!
 //! berth removes only directories it created itself (recorded in the state), never a cgroup
-//! someone else made. Resource limits live in resources.rs (v1.rs / v2.rs write the files),
-//! statistics in stats.rs.
+//! someone else made. The writers per controller live in v1.rs / v2.rs, the device policy in
+//! devices.rs (and bpf.rs for v2), statistics in stats.rs.
 
 pub mod bpf;
 pub mod detect;
@@ -16,13 +25,48 @@ pub mod v1;
 pub mod v2;
 
 pub use detect::{hierarchies, plan_paths};
-pub use resources::apply_resources;
 
 pub mod devices;
 
-use crate::container::state::CgroupState;
 use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+/// Which hierarchies hold the container's cgroups.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// v1 hierarchies only.
+    V1,
+    /// One cgroup2 directory, which carries the resource controllers.
+    V2,
+    /// v1 controllers plus a cgroup2 directory without them (tracked for pids, freeze, kill).
+    Hybrid,
+}
+
+/// A container's cgroups: what state.json records under `cgroup`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Manager {
+    /// Every cgroup directory the container's processes are placed in, one per hierarchy.
+    pub paths: Vec<PathBuf>,
+    /// The directories berth itself created (deepest last); only these are ever removed.
+    pub created: Vec<PathBuf>,
+    /// v1 freezer directory, if any (pause/resume and the `paused` status).
+    #[serde(default)]
+    pub freezer: Option<PathBuf>,
+    /// Rootless: hierarchies the user may not write to are skipped, not fatal.
+    #[serde(default)]
+    pub rootless: bool,
+    /// Decided at create from the mount table. None in the state of an older berth (and in the
+    /// unit tests' fake cgroupfs): then probed from the directories themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
+    /// Which of `paths` is a cgroup2 directory, probed once per process (`unified`).
+    #[serde(skip)]
+    unified_probe: std::cell::OnceCell<Option<PathBuf>>,
+}
 
 /// Write one cgroup file; the error names the value, the file and the errno as runc users
 /// expect ("write 100 to /sys/fs/cgroup/memory/x/memory.limit_in_bytes: EINVAL").
@@ -141,8 +185,10 @@ fn is_denied_io(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS))
 }
 
-impl CgroupState {
-    pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<CgroupState> {
+impl Manager {
+    /// The container's directories in every hierarchy (runc's cgroupfs rules for
+    /// linux.cgroupsPath), reserved but not made yet.
+    pub fn plan(cgroups_path: Option<&str>, id: &str, rootless: bool) -> Result<Manager> {
         let hs = hierarchies()?;
         let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
         let paths = plan_paths(&hs, &own, cgroups_path, id)?;
@@ -151,13 +197,38 @@ impl CgroupState {
             .zip(&paths)
             .find(|(h, _)| h.controllers.iter().any(|c| c == "freezer"))
             .map(|(_, p)| p.clone());
-        let mut cg = CgroupState {
+        let layout = match (hs.iter().any(|h| h.v2), hs.iter().any(|h| !h.v2)) {
+            (true, false) => Layout::V2,
+            (true, true) => Layout::Hybrid,
+            _ => Layout::V1,
+        };
+        let mut cg = Manager {
             paths,
             freezer,
+            rootless,
+            layout: Some(layout),
             ..Default::default()
         };
         cg.reserve();
         Ok(cg)
+    }
+
+    /// The manager of directories made elsewhere (the unit tests' fake cgroupfs): the layout
+    /// is probed from them.
+    pub fn for_paths(paths: Vec<PathBuf>) -> Manager {
+        Manager {
+            paths,
+            ..Default::default()
+        }
+    }
+
+    /// `exec --cgroup`: the same container, its process placed in sub-cgroups (parse_exec_cgroups).
+    pub fn with_sub_paths(&self, args: &[String]) -> Result<Manager> {
+        let subs = parse_exec_cgroups(args)?;
+        let mut m = self.clone();
+        m.paths = exec_sub_paths(&self.paths, &hierarchies()?, &subs)?;
+        m.unified_probe = std::cell::OnceCell::new();
+        Ok(m)
     }
 
     /// Record every directory create() will make, before any exists: the state is saved with
@@ -221,6 +292,16 @@ impl CgroupState {
         if self.freezer.as_ref().is_some_and(|f| gone.contains(f)) {
             self.freezer = None;
         }
+        if self.layout == Some(Layout::Hybrid) {
+            // Only the unified directory left: it is where the limits go now.
+            let hs = hierarchies().unwrap_or_default();
+            let v2 = |p: &PathBuf| hs.iter().any(|h| h.v2 && p.starts_with(&h.mountpoint));
+            self.layout = Some(match (self.paths.iter().any(v2), self.paths.iter().all(v2)) {
+                (true, true) => Layout::V2,
+                (true, false) => Layout::Hybrid,
+                (false, _) => Layout::V1,
+            });
+        }
     }
 
     /// The container's cgroup2 directory (the unified hierarchy on hybrid hosts). Probed on
@@ -237,16 +318,22 @@ impl CgroupState {
             .clone()
     }
 
-    /// A pure cgroup v2 host (one path, in the only, unified, hierarchy): decided from the mount
-    /// table, so it holds before the directory exists (create makes it before the clone there,
-    /// to clone the init straight into it).
-    pub fn pure_v2(&self) -> bool {
-        self.paths.len() == 1 && hierarchies().is_ok_and(|hs| !hs.is_empty() && hs.iter().all(|h| h.v2))
+    /// The recorded layout, or (older state, fake cgroupfs) the one the directories show.
+    pub fn layout(&self) -> Layout {
+        self.layout.unwrap_or_else(|| match self.unified() {
+            Some(_) if resources::v1_dirs(&self.paths).is_empty() => Layout::V2,
+            Some(_) => Layout::Hybrid,
+            None => Layout::V1,
+        })
     }
 
-    /// Pure v2: the unified directory carries the resource controllers (no v1 hierarchy does).
-    pub fn v2_only(&self) -> bool {
-        self.unified().is_some() && resources::v1_dirs(&self.paths).is_empty()
+    /// The one cgroup2 directory the init can be cloned straight into (CLONE_INTO_CGROUP),
+    /// which avoids the migration and its RCU grace period: pure v2 only.
+    pub fn clone_target(&self) -> Option<&Path> {
+        match &self.paths[..] {
+            [p] if self.layout() == Layout::V2 => Some(p),
+            _ => None,
+        }
     }
 
     /// runc 1.2's check before a create: a cgroup that already holds processes (another
@@ -254,7 +341,7 @@ impl CgroupState {
     /// share the other container's limits and be killed with it, or sit frozen forever; and a
     /// failed create here must never signal the processes it found.
     pub fn check_unused(&self) -> Result<()> {
-        let n = self.procs().len();
+        let n = self.pids().len();
         if n != 0 {
             bail!("container's cgroup is not empty: {n} process(es) found");
         }
@@ -274,7 +361,7 @@ impl CgroupState {
     }
 
     /// Move a process into every hierarchy.
-    pub fn join(&self, pid: i32) -> Result<()> {
+    pub fn add_process(&self, pid: i32) -> Result<()> {
         let s = pid.to_string();
         for p in &self.paths {
             if let Err(e) = std::fs::write(p.join("cgroup.procs"), &s) {
@@ -287,7 +374,7 @@ impl CgroupState {
     }
 
     /// Every pid in the container's cgroups, sub-cgroups included (union over the hierarchies).
-    pub fn procs(&self) -> Vec<i32> {
+    pub fn pids(&self) -> Vec<i32> {
         fn walk(dir: &Path, out: &mut Vec<i32>, depth: u32) {
             if let Ok(t) = std::fs::read_to_string(dir.join("cgroup.procs")) {
                 out.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
@@ -312,7 +399,7 @@ impl CgroupState {
 
     /// Freeze or thaw: the v1 freezer where there is one (runc on hybrid hosts too), else
     /// cgroup.freeze. Waits until the kernel reports the new state.
-    pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
         if let Some(f) = &self.freezer {
             let want = if frozen { "FROZEN" } else { "THAWED" };
             write_file(f, "freezer.state", want)?;
@@ -351,12 +438,12 @@ impl CgroupState {
                 }
             }
         }
-        let freeze = sig == libc::SIGKILL && self.set_frozen(true).is_ok();
-        for pid in self.procs() {
+        let freeze = sig == libc::SIGKILL && self.freeze(true).is_ok();
+        for pid in self.pids() {
             let _ = crate::sys::kill(pid, sig);
         }
         if freeze {
-            let _ = self.set_frozen(false);
+            let _ = self.freeze(false);
         }
         Ok(())
     }
@@ -365,15 +452,88 @@ impl CgroupState {
     /// thawed so the kill can be delivered.
     pub fn kill_all_and_wait(&self) {
         for _ in 0..500 {
-            if self.procs().is_empty() {
+            if self.pids().is_empty() {
                 return;
             }
             let _ = self.signal_all(libc::SIGKILL);
             if self.is_frozen() {
-                let _ = self.set_frozen(false);
+                let _ = self.freeze(false);
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
+    }
+
+    /// linux.resources, at create or by `update` (with runc's update-only checks), then the
+    /// device policy: `devices` is the complete rule list (devices::rules at create,
+    /// devices::from_resources for `update`; None leaves the policy as it is).
+    pub fn apply(&self, r: &LinuxResources, devices: Option<&[devices::Rule]>, update: bool) -> Result<()> {
+        let mut r = r.clone();
+        r.set_devices(None);
+        if self.layout() == Layout::V2 {
+            let Some(dir) = self.paths.first() else { return Ok(()) };
+            v2::apply(dir, &r, update)?;
+            if let Some(rules) = devices {
+                match bpf::attach(dir, rules) {
+                    // As runc: rootless cannot load BPF programs (nor mknod a host device).
+                    Err(e) if self.rootless => resources::warn(&format!("device filter not applied (rootless): {e:#}")),
+                    res => res?,
+                }
+            }
+            return Ok(());
+        }
+        // runc's default config sets only devices: then no directory needs to be read.
+        if !resources::is_empty(&r) {
+            let dirs = resources::v1_dirs(&self.paths);
+            if dirs.is_empty() && !self.paths.is_empty() {
+                bail!(
+                    "no cgroup controllers found for the container (cgroups: {:?})",
+                    self.paths
+                );
+            }
+            v1::apply(&dirs, &r, update)?;
+        }
+        // Last, so this full list (deny-all, the rules, runc's defaults) is what stays.
+        if let Some(rules) = devices {
+            if let Some(d) = devices::v1_dir(&hierarchies()?, &self.paths) {
+                devices::apply_v1(&d, rules)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Statistics in runc's shape (`events --stats`).
+    pub fn stats(&self) -> stats::Stats {
+        match (self.layout(), self.paths.first()) {
+            (Layout::V2, Some(d)) => stats::v2(d),
+            (Layout::V2, None) => stats::Stats::default(),
+            _ => stats::v1(&resources::v1_dirs(&self.paths)),
+        }
+    }
+
+    /// The container's cumulative OOM-kill count.
+    pub fn oom_kills(&self) -> u64 {
+        let (dir, file) = match self.layout() {
+            Layout::V2 => (self.paths.first().cloned(), "memory.events"),
+            _ => (resources::v1_dirs(&self.paths).remove("memory"), "memory.oom_control"),
+        };
+        dir.and_then(|d| stats::kv(&d, file).get("oom_kill").copied())
+            .unwrap_or(0)
+    }
+
+    /// v1: an eventfd that becomes readable on every OOM of the memory cgroup (registered on
+    /// memory.oom_control through cgroup.event_control, as runc), with that cgroup's directory:
+    /// the eventfd also fires when it is removed. None on v2, which has no such interface.
+    pub fn oom_eventfd(&self) -> Option<(OwnedFd, PathBuf)> {
+        if self.layout() == Layout::V2 {
+            return None;
+        }
+        let dir = resources::v1_dirs(&self.paths).remove("memory")?;
+        let efd = crate::sys::eventfd().ok()?;
+        let ofd = crate::sys::open(&dir.join("memory.oom_control"), libc::O_RDONLY, 0).ok()?;
+        let reg = format!("{} {}", efd.as_raw_fd(), ofd.as_raw_fd());
+        write_file(&dir, "cgroup.event_control", &reg).ok()?;
+        // The registration holds its own reference to the control file.
+        Some((efd, dir))
     }
 
     /// rmdir what berth created, deepest first. The container's own directory goes with the
@@ -455,10 +615,6 @@ fn remove_tree(d: &Path, tries: u32) -> Result<()> {
     rmdir_retry(d, false, tries)
 }
 
-pub fn is_frozen(cg: &CgroupState) -> bool {
-    cg.is_frozen()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,10 +677,7 @@ mod tests {
     fn create_and_destroy_only_what_was_made() {
         let tmp = std::env::temp_dir().join(format!("berth-cg-{}", std::process::id()));
         std::fs::create_dir_all(tmp.join("existing")).unwrap();
-        let mut cg = CgroupState {
-            paths: vec![tmp.join("existing/new/leaf")],
-            ..Default::default()
-        };
+        let mut cg = Manager::for_paths(vec![tmp.join("existing/new/leaf")]);
         cg.reserve();
         cg.create().unwrap();
         assert_eq!(

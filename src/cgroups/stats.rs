@@ -1,8 +1,6 @@
 //! Container statistics in runc's `types.Stats` shape (the `data` of `events --stats`), read
 //! from v1 or v2 files.
 
-use super::resources::v1_dirs;
-use crate::container::state::CgroupState;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -288,11 +286,4 @@ pub fn v2(d: &Path) -> Stats {
     s.blkio = io_v2(d);
     s.hugetlb = hugetlb(d, "current", "", "events");
     s
-}
-
-pub fn collect(cg: &CgroupState) -> Stats {
-    if cg.v2_only() {
-        return cg.unified().map(|d| v2(&d)).unwrap_or_default();
-    }
-    v1(&v1_dirs(&cg.paths))
 }

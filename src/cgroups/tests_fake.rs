@@ -40,11 +40,8 @@ fn res(v: serde_json::Value) -> LinuxResources {
     serde_json::from_value(v).unwrap()
 }
 
-fn state(paths: Vec<PathBuf>) -> CgroupState {
-    CgroupState {
-        paths,
-        ..Default::default()
-    }
+fn state(paths: Vec<PathBuf>) -> Manager {
+    Manager::for_paths(paths)
 }
 
 #[test]
@@ -134,7 +131,7 @@ fn v1_every_controller() {
         "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
         "rdma": {"mlx5_1": {"hcaHandles": 3}}
     }));
-    resources::apply(&cg, &r, false).unwrap();
+    cg.apply(&r, None, false).unwrap();
     assert_eq!(rd(&mem, "memory.limit_in_bytes"), "1048576");
     assert_eq!(rd(&mem, "memory.memsw.limit_in_bytes"), "2097152");
     assert_eq!(rd(&mem, "memory.soft_limit_in_bytes"), "524288");
@@ -161,7 +158,7 @@ fn v1_every_controller() {
     assert_eq!(rd(&rdma, "rdma.max"), "mlx5_1 hca_handle=3 hca_object=max");
     // unified keys are refused on v1, as runc.
     let u = res(serde_json::json!({"unified": {"memory.high": "1"}}));
-    assert!(resources::apply(&cg, &u, false).is_err());
+    assert!(cg.apply(&u, None, false).is_err());
 }
 
 #[test]
@@ -180,11 +177,11 @@ fn v1_check_before_update_refuses_limit_below_usage() {
     let mem = f.dir("memory/c", &V1_MEM);
     let cg = state(vec![mem.clone()]);
     let r = res(serde_json::json!({"memory": {"limit": 1024, "checkBeforeUpdate": true}}));
-    let e = resources::apply(&cg, &r, true).unwrap_err().to_string();
+    let e = cg.apply(&r, None, true).unwrap_err().to_string();
     assert!(e.contains("current usage: 4096"), "{e}");
     assert_eq!(rd(&mem, "memory.limit_in_bytes"), "9223372036854771712");
     // At create time the check does not apply.
-    resources::apply(&cg, &r, false).unwrap();
+    cg.apply(&r, None, false).unwrap();
     assert_eq!(rd(&mem, "memory.limit_in_bytes"), "1024");
 }
 
@@ -193,7 +190,8 @@ fn v1_missing_file_error_names_file_and_value() {
     let f = Fake::new("err");
     let pids = f.dir("pids/c", &[("pids.current", "1")]);
     let r = res(serde_json::json!({"pids": {"limit": 7}}));
-    let e = resources::apply(&state(vec![pids.clone()]), &r, false)
+    let e = state(vec![pids.clone()])
+        .apply(&r, None, false)
         .unwrap_err()
         .to_string();
     assert_eq!(e, format!("write 7 to {}: ENOENT", pids.join("pids.max").display()));
@@ -231,7 +229,7 @@ fn v2_every_controller_with_runc_conversions() {
     let f = Fake::new("v2");
     let d = v2_dir(&f);
     let cg = state(vec![d.clone()]);
-    assert!(cg.v2_only());
+    assert_eq!(cg.layout(), Layout::V2);
     let r = res(serde_json::json!({
         "memory": {"limit": 1048576, "reservation": 4096, "swap": 3145728},
         "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "burst": 5, "idle": 0, "cpus": "0", "mems": "0"},
@@ -241,7 +239,7 @@ fn v2_every_controller_with_runc_conversions() {
         "rdma": {"mlx4_0": {"hcaHandles": 2, "hcaObjects": 3}},
         "unified": {"memory.high": "2000000"}
     }));
-    resources::apply(&cg, &r, false).unwrap();
+    cg.apply(&r, None, false).unwrap();
     assert_eq!(rd(&d, "memory.max"), "1048576");
     assert_eq!(rd(&d, "memory.swap.max"), "2097152");
     assert_eq!(rd(&d, "memory.low"), "4096");
@@ -259,7 +257,7 @@ fn v2_every_controller_with_runc_conversions() {
     assert_eq!(rd(&d, "memory.high"), "2000000");
     // Realtime has no v2 file: an error, as runc.
     let rt = res(serde_json::json!({"cpu": {"realtimeRuntime": 5}}));
-    assert!(resources::apply(&cg, &rt, false).is_err());
+    assert!(cg.apply(&rt, None, false).is_err());
 }
 
 #[test]
@@ -269,7 +267,7 @@ fn v2_unified_keys_are_validated() {
     let cg = state(vec![d.clone()]);
     for bad in ["../memory.max", "a/b", "memory.nonexistent", ""] {
         let r = res(serde_json::json!({"unified": {bad: "1"}}));
-        assert!(resources::apply(&cg, &r, false).is_err(), "{bad}");
+        assert!(cg.apply(&r, None, false).is_err(), "{bad}");
     }
     assert!(!f.0.join("memory.max").exists() && !d.join("memory.nonexistent").exists());
 }
@@ -279,7 +277,7 @@ fn v2_bfq_weight_is_unconverted() {
     let f = Fake::new("bfq");
     let d = f.dir("c", &[("cgroup.controllers", "io"), ("io.bfq.weight", "")]);
     let r = res(serde_json::json!({"blockIO": {"weight": 500}}));
-    resources::apply(&state(vec![d.clone()]), &r, false).unwrap();
+    state(vec![d.clone()]).apply(&r, None, false).unwrap();
     assert_eq!(rd(&d, "io.bfq.weight"), "500");
 }
 
@@ -314,11 +312,12 @@ fn hybrid_uses_v1_and_tracks_unified() {
     let pids = f.dir("pids/c", &[("pids.max", "")]);
     let uni = f.dir("unified/c", &[("cgroup.controllers", ""), ("cgroup.procs", "7\n")]);
     let cg = state(vec![pids.clone(), uni.clone()]);
-    assert!(!cg.v2_only());
+    assert_eq!(cg.layout(), Layout::Hybrid);
     assert_eq!(cg.unified(), Some(uni.clone()));
-    resources::apply(&cg, &res(serde_json::json!({"pids": {"limit": 5}})), false).unwrap();
+    cg.apply(&res(serde_json::json!({"pids": {"limit": 5}})), None, false)
+        .unwrap();
     assert_eq!(rd(&pids, "pids.max"), "5");
-    assert_eq!(cg.procs(), vec![7]);
+    assert_eq!(cg.pids(), vec![7]);
 }
 
 #[test]
@@ -326,14 +325,14 @@ fn stats_read_v1_and_v2_files() {
     let f = Fake::new("stats");
     let mem = f.dir("memory/c", &V1_MEM);
     let pids = f.dir("pids/c", &[("pids.current", "3"), ("pids.max", "max")]);
-    let s = stats::collect(&state(vec![mem, pids]));
+    let s = state(vec![mem, pids]).stats();
     assert_eq!((s.pids.current, s.pids.limit), (3, 0));
     assert_eq!(s.memory.usage.usage, 4096);
     let d = v2_dir(&f);
     std::fs::write(d.join("cpu.stat"), "usage_usec 5\nuser_usec 3\nsystem_usec 2\n").unwrap();
     std::fs::write(d.join("pids.current"), "2").unwrap();
     std::fs::write(d.join("pids.max"), "9").unwrap();
-    let s = stats::collect(&state(vec![d]));
+    let s = state(vec![d]).stats();
     assert_eq!(s.cpu.usage.total, 5000);
     assert_eq!((s.pids.current, s.pids.limit), (2, 9));
     let j = serde_json::to_value(&s).unwrap();

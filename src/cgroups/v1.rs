@@ -73,11 +73,6 @@ pub fn apply(dirs: &Dirs, r: &LinuxResources, update: bool) -> Result<()> {
             )?;
         }
     }
-    if let Some(devs) = r.devices() {
-        if let Some(d) = dirs.get("devices") {
-            super::resources::apply_devices(d, devs)?;
-        }
-    }
     Ok(())
 }
 

@@ -1,11 +1,12 @@
 //! `create` and `run`: the one path that makes a container.
 
 use super::Global;
+use crate::cgroups::Manager;
 use crate::cli::CreateOpts;
 use crate::container::bundle;
-use crate::container::state::{set_mode, CgroupState, Container, FIFO, FIFO_MODE};
+use crate::container::state::{set_mode, Container, FIFO, FIFO_MODE};
 use crate::process::sync::Msg;
-use crate::process::{self, Event, HostFacts, Launched, Mode, PlanInput, Resources};
+use crate::process::{self, HostFacts, Launched, Mode, PlanInput, Resources};
 use crate::rootfs::inplace::InPlace;
 use anyhow::{anyhow, bail, Result};
 use nix::sys::signal::{SigSet, Signal};
@@ -25,7 +26,7 @@ fn listen_fds() -> u32 {
 /// container shares, state dir) unless disarmed.
 struct Cleanup {
     dir: Option<std::path::PathBuf>,
-    cgroup: Option<CgroupState>,
+    cgroup: Option<Manager>,
     in_place: Option<InPlace>,
 }
 
@@ -113,8 +114,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
     let cgroup = if use_cgroups {
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
-        let mut cg = CgroupState::plan(cp.as_deref(), id)?;
-        cg.rootless = g.rootless();
+        let cg = Manager::plan(cp.as_deref(), id, g.rootless())?;
         // Before the cleanup owns it: a refused cgroup is someone else's, never killed.
         cg.check_unused()?;
         Some(cg)
@@ -142,15 +142,10 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     // Recorded (with the cgroup directories about to be made) before any cgroup exists, so a
     // create killed from here on is cleaned up by `delete --force`.
     container.save()?;
-    // The cgroups are made while the init sets up its namespaces (process::launch calls back
-    // after the clone, before it joins them): cgroup mkdirs and resource writes take about a
-    // millisecond of kernel work that need not wait for each other. Rootless may drop
-    // hierarchies the user cannot write to, and the init's cgroup mounts are planned from the
-    // paths that are left: there the cgroups come first.
-    // On a pure cgroup v2 host the cgroup is one mkdir, and the init is cloned straight into
-    // it (process::launch), which avoids the migration and its grace period altogether.
-    let cgroups_first = cgroup.as_ref().is_some_and(|cg| cg.rootless || cg.pure_v2());
-    if cgroups_first {
+    // Before the clone: the init is placed in them before it runs (process::launch), and
+    // rootless may drop hierarchies the user cannot write to, from whose remains the init's
+    // cgroup mounts are planned.
+    if cgroup.is_some() {
         make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
     }
     let fifo = if mode == Mode::Create {
@@ -187,7 +182,6 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         plan.ns.joins.len(),
         plan.rootfs.as_ref().map_or(0, |r| r.mounts.len())
     ));
-    // Paths the init joins: made before the join (root) or already (rootless).
     let cg = cleanup.cgroup.clone();
     let joined_mntns = plan
         .ns
@@ -195,19 +189,11 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         .iter()
         .find(|j| j.flag == libc::CLONE_NEWNS)
         .map(|j| (j.path.as_path(), j.fd.as_fd()));
-    let launched = process::launch(&plan, cg.as_ref(), &mut |event| {
-        match event {
-            Event::BeforeJoin if cgroup.is_some() && !cgroups_first => {
-                make_cgroups(&mut container, &mut cleanup, linux, &device_rules)?;
-            }
-            Event::BeforeJoin => {}
-            Event::RootMount(id) => {
-                let r = crate::rootfs::inplace::record(id, &b.rootfs, joined_mntns)?;
-                container.state.in_place = Some(r.clone());
-                container.save()?;
-                cleanup.in_place = Some(r);
-            }
-        }
+    let launched = process::launch(&plan, cg.as_ref(), &mut |id| {
+        let r = crate::rootfs::inplace::record(id, &b.rootfs, joined_mntns)?;
+        container.state.in_place = Some(r.clone());
+        container.save()?;
+        cleanup.in_place = Some(r);
         Ok(())
     })?;
     crate::fault::point("after-ready");
@@ -230,8 +216,8 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
 }
 
 /// mkdir the container's cgroups, record what was really made, write linux.resources and the
-/// device allowlist. Before the init joins them: no process of the container ever runs in a
-/// cgroup without its limits or sees a host disk.
+/// device allowlist. Before the clone: no process of the container ever runs in a cgroup
+/// without its limits or sees a host disk.
 fn make_cgroups(
     container: &mut Container,
     cleanup: &mut Cleanup,
@@ -247,17 +233,9 @@ fn make_cgroups(
         container.state.cgroup = cg.clone();
         container.save()?;
     }
-    cleanup.cgroup = Some(cg);
     crate::fault::point("after-cgroups");
-    crate::cgroups::apply_resources(cleanup.cgroup.as_ref(), linux)?;
-    if let Some(cg) = &cleanup.cgroup {
-        // Deny-all, the config's rules, then runc's allowlist (after the resources,
-        // so this full list is what stays).
-        if let Some(d) = crate::cgroups::devices::v1_dir(&crate::cgroups::hierarchies()?, &cg.paths) {
-            crate::cgroups::devices::apply_v1(&d, device_rules)?;
-        }
-    }
-    Ok(())
+    let r = linux.resources().clone().unwrap_or_default();
+    cleanup.cgroup.insert(cg).apply(&r, Some(device_rules), false)
 }
 
 /// runc's rules: a terminal needs somewhere to go, and a console socket needs a terminal.

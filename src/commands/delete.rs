@@ -39,7 +39,7 @@ pub fn kill_init(c: &Container, fd: std::os::fd::OwnedFd) {
     let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
     // A frozen init only dies once thawed (the SIGKILL stays pending meanwhile).
     if c.state.cgroup.is_frozen() {
-        let _ = c.state.cgroup.set_frozen(false);
+        let _ = c.state.cgroup.freeze(false);
     }
     // A pidfd polls readable once the process has exited.
     let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];

@@ -5,8 +5,7 @@
 //! polled every 100 ms (also the v1 fallback when the registration fails).
 
 use super::Global;
-use crate::cgroups::stats;
-use crate::container::state::{CgroupState, Container, Op};
+use crate::container::state::{Container, Op};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -54,34 +53,6 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
-/// The container's cumulative OOM-kill count.
-pub fn oom_kills(cg: &CgroupState) -> u64 {
-    if cg.v2_only() {
-        return cg
-            .unified()
-            .and_then(|d| stats::kv(&d, "memory.events").get("oom_kill").copied())
-            .unwrap_or(0);
-    }
-    crate::cgroups::resources::v1_dirs(&cg.paths)
-        .get("memory")
-        .and_then(|d| stats::kv(d, "memory.oom_control").get("oom_kill").copied())
-        .unwrap_or(0)
-}
-
-/// v1: an eventfd that becomes readable on every OOM of the memory cgroup `dir`.
-fn v1_oom_eventfd(cg: &CgroupState) -> Option<(OwnedFd, std::path::PathBuf)> {
-    if cg.v2_only() {
-        return None;
-    }
-    let dir = crate::cgroups::resources::v1_dirs(&cg.paths).get("memory")?.clone();
-    let efd = crate::sys::eventfd().ok()?;
-    let ofd = crate::sys::open(&dir.join("memory.oom_control"), libc::O_RDONLY, 0).ok()?;
-    let reg = format!("{} {}", efd.as_raw_fd(), ofd.as_raw_fd());
-    crate::cgroups::write_file(&dir, "cgroup.event_control", &reg).ok()?;
-    // The registration holds its own reference to the control file.
-    Some((efd, dir))
-}
-
 /// Wait up to `t` for the eventfd; true when it fired (its counter is consumed).
 fn eventfd_fired(efd: &OwnedFd, t: Duration) -> bool {
     let mut fds = [nix::poll::PollFd::new(efd.as_fd(), nix::poll::PollFlags::POLLIN)];
@@ -108,14 +79,14 @@ pub fn run(g: &Global, id: &str, once: bool, interval: &str) -> Result<i32> {
     let stats_event = || Event {
         typ: "stats",
         id,
-        data: Some(stats::collect(cg)),
+        data: Some(cg.stats()),
     };
     if once {
         emit(&stats_event())?;
         return Ok(0);
     }
-    let efd = v1_oom_eventfd(cg);
-    let mut ooms = oom_kills(cg);
+    let efd = cg.oom_eventfd();
+    let mut ooms = cg.oom_kills();
     let mut next = Instant::now();
     let tick = Duration::from_millis(100).min(iv);
     let oom = || {
@@ -134,7 +105,7 @@ pub fn run(g: &Global, id: &str, once: bool, interval: &str) -> Result<i32> {
                 }
             }
             None => {
-                let n = oom_kills(cg);
+                let n = cg.oom_kills();
                 if n > ooms {
                     ooms = n;
                     oom()?;

@@ -219,12 +219,11 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         .set_hooks(None)
         .set_hostname(None)
         .set_annotations(Some(c.state.annotations.clone().into_iter().collect()));
-    let mut cgroup = c.state.cgroup.clone();
-    if !e.cgroup.is_empty() {
-        let subs = crate::cgroups::parse_exec_cgroups(&e.cgroup)?;
-        cgroup.paths = crate::cgroups::exec_sub_paths(&cgroup.paths, &crate::cgroups::hierarchies()?, &subs)?;
-        cgroup.unified_probe = std::cell::OnceCell::new();
-    }
+    let cgroup = if e.cgroup.is_empty() {
+        c.state.cgroup.clone()
+    } else {
+        c.state.cgroup.with_sub_paths(&e.cgroup)?
+    };
     let set = super::create::forward_set();
     let old = crate::sys::block_signals(&set).map_err(|err| anyhow!("block signals: {err}"))?;
     let input = PlanInput {

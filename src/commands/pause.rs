@@ -15,6 +15,6 @@ pub fn resume(g: &Global, id: &str) -> Result<i32> {
 fn freeze(g: &Global, id: &str, op: Op) -> Result<i32> {
     let c = Container::load(&g.root, id, true)?;
     c.status().require(op, id)?;
-    c.state.cgroup.set_frozen(op == Op::Pause)?;
+    c.state.cgroup.freeze(op == Op::Pause)?;
     Ok(0)
 }

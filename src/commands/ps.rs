@@ -32,7 +32,7 @@ pub fn filter(output: &str, pids: &[i32]) -> Result<String> {
 
 pub fn run(g: &Global, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     let c = Container::load(&g.root, id, false)?;
-    let pids = c.state.cgroup.procs();
+    let pids = c.state.cgroup.pids();
     match format {
         "json" => {
             super::out(&(serde_json::to_string(&pids)? + "\n"))?;

@@ -1,6 +1,6 @@
 //! `update [-r FILE|-] [flags] ID`: change a live container's resources. The flags (runc's
 //! names and units) are turned into the same `LinuxResources` JSON that `-r` reads, so both
-//! paths go through the one writer (cgroups::resources::apply).
+//! paths go through the one writer (cgroups::Manager::apply).
 
 use super::Global;
 use crate::cli::Update;
@@ -121,7 +121,12 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
             u.id
         );
     }
-    crate::cgroups::resources::apply(&c.state.cgroup, &r, true)?;
+    let devices = r
+        .devices()
+        .as_deref()
+        .map(crate::cgroups::devices::from_resources)
+        .transpose()?;
+    c.state.cgroup.apply(&r, devices.as_deref(), true)?;
     Ok(0)
 }
 

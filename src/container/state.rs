@@ -28,23 +28,6 @@ pub const SECCOMP_FILE: &str = "seccomp.json";
 pub const OCI_VERSION: &str = "1.3.0";
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
-pub struct CgroupState {
-    /// Every cgroup directory the container's processes were placed in, one per hierarchy.
-    pub paths: Vec<PathBuf>,
-    /// The directories berth itself created (deepest last); only these are ever removed.
-    pub created: Vec<PathBuf>,
-    /// v1 freezer directory, if any (pause/resume and the `paused` status).
-    #[serde(default)]
-    pub freezer: Option<PathBuf>,
-    /// Rootless: hierarchies the user may not write to are skipped, not fatal.
-    #[serde(default)]
-    pub rootless: bool,
-    /// Which of `paths` is a cgroup2 directory, probed once per process (cgroups::unified).
-    #[serde(skip)]
-    pub unified_probe: std::cell::OnceCell<Option<PathBuf>>,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct State {
     pub id: String,
     pub pid: i32,
@@ -57,7 +40,7 @@ pub struct State {
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
-    pub cgroup: CgroupState,
+    pub cgroup: crate::cgroups::Manager,
     /// The container has its own pid namespace: killing init kills everything.
     #[serde(default)]
     pub own_pidns: bool,
@@ -455,7 +438,7 @@ impl Container {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if crate::cgroups::is_frozen(&self.state.cgroup) {
+        if self.state.cgroup.is_frozen() {
             return Status::Paused;
         }
         if self.dir.join(FIFO).exists() {

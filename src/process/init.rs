@@ -135,14 +135,16 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             None => {
                 step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
                 // The intermediate's Pid and our own messages share the socket: wait until the
-                // parent has our pid, or a fast Ready could overtake it.
+                // parent has our pid (and placed us in the cgroups), or a fast Ready could
+                // overtake it.
                 sync.expect(Msg::PidSeen)?;
             }
         }
     }
-    let entered = std::cell::Cell::new(false);
-    if plan.rootfs.is_none() {
-        enter_cgroups(plan, sync, &entered)?;
+    if plan.new_cgroupns {
+        // In the container's cgroups by now (the parent placed us before Go or PidSeen): they
+        // become the namespace's root, which the cgroupfs mounts show.
+        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
     }
     if !plan.exec {
         // A new session: the container's init must not share the caller's controlling terminal.
@@ -165,11 +167,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             sync.send(&Msg::RootMount(id))?;
             sync.expect(Msg::RootMountSaved)
         })?;
-        setup::mount_all(root.as_fd(), rootfs, &|| enter_cgroups(plan, sync, &entered), &|i| {
-            mount_source(sync, i)
-        })?;
-        // Device nodes only inside the cgroups: a v1 devices cgroup also governs mknod.
-        enter_cgroups(plan, sync, &entered)?;
+        setup::mount_all(root.as_fd(), rootfs, &|i| mount_source(sync, i))?;
         setup::setup_dev(root.as_fd(), rootfs)?;
         if plan.terminal {
             let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
@@ -499,23 +497,6 @@ fn passwd_home(uid: u32) -> Option<String> {
     let mut text = Vec::new();
     f.take(1 << 20).read_to_end(&mut text).ok()?;
     crate::passwd::field_for_uid(&String::from_utf8_lossy(&text), uid, 5).map(str::to_string)
-}
-
-/// Wait until the parent has moved us into the container's cgroups (it writes cgroup.procs while
-/// we set up: the first write of a migration waits for an RCU grace period, milliseconds that
-/// would otherwise be on the critical path), then make them the root of a new cgroup namespace.
-/// Called before the first cgroup mount, device nodes and anything after; once `entered`, it
-/// returns at once.
-fn enter_cgroups(plan: &Plan, sync: &Sync, entered: &std::cell::Cell<bool>) -> Result<()> {
-    if entered.get() {
-        return Ok(());
-    }
-    sync.expect(Msg::Joined)?;
-    if plan.new_cgroupns {
-        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
-    }
-    entered.set(true);
-    Ok(())
 }
 
 fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {

@@ -13,7 +13,7 @@ pub mod rlimits;
 pub mod spawn;
 pub mod sync;
 
-use crate::container::state::CgroupState;
+use crate::cgroups::Manager;
 use crate::namespaces::{self, NsPlan, CLONE_NEWTIME};
 use crate::rootfs::{cstr, RootfsPlan};
 use anyhow::{anyhow, bail, Result};
@@ -389,21 +389,12 @@ fn write_oom(pid: i32, v: i32) -> Result<()> {
         .map_err(|e| anyhow!("set oom_score_adj {v}: {e}"))
 }
 
-/// Move the container's init into its cgroups and tell it (`Joined`; sync.rs). The init runs
-/// meanwhile; if the write fails because it already died of its own error, that error is the
-/// one to report.
-fn join_cgroups(sync: &Sync, cgroup: Option<&CgroupState>, pid: i32) -> Result<()> {
-    cgroup
-        .map_or(Ok(()), |cg| cg.join(pid))
-        .and_then(|()| sync.send(&Msg::Joined))
-        .map_err(|e| sync.pending_error().map_or(e, |m| anyhow!(m)))
-}
-
 /// Clone the init (`spawn::clone`'s result), straight into its cgroup on cgroup v2, whose
-/// directory create has made by then; true when it went there, so no join is needed.
+/// directory create has made by then; true when it went there, so no cgroup.procs write is
+/// needed.
 /// `exec` with execCPUAffinity.initial: the child starts on those CPUs (this thread's, which it
 /// inherits) until it is in the container's cgroups.
-fn clone_init(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>, bool)> {
+fn clone_init(plan: &Plan, cgroup: Option<&Manager>) -> Result<(Option<i32>, bool)> {
     let saved = attrs::enter_initial(&plan.attrs)?;
     let r = clone_into(plan, cgroup);
     if let Ok((None, _)) = r {
@@ -421,10 +412,10 @@ fn clone_init(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>,
     r
 }
 
-fn clone_into(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>, bool)> {
+fn clone_into(plan: &Plan, cgroup: Option<&Manager>) -> Result<(Option<i32>, bool)> {
     let dir = cgroup
-        .filter(|cg| cg.pure_v2())
-        .and_then(|cg| crate::sys::open(&cg.paths[0], libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
+        .and_then(Manager::clone_target)
+        .and_then(|p| crate::sys::open(p, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
     if let Some(dir) = dir {
         match spawn::clone_into_cgroup(plan.clone_flags, std::os::fd::AsFd::as_fd(&dir)) {
             Ok(child) => return Ok((child, true)),
@@ -434,18 +425,15 @@ fn clone_into(plan: &Plan, cgroup: Option<&CgroupState>) -> Result<(Option<i32>,
     Ok((spawn::clone(plan.clone_flags)?, false))
 }
 
-/// What `launch` asks of its caller while the init sets up.
-pub enum Event {
-    /// Right after Go: make the cgroups the init then joins (create), so that kernel work
-    /// overlaps the init's.
-    BeforeJoin,
-    /// The init is about to attach a rootfs clone with this mount id in a namespace the
-    /// container shares (rootfs/inplace.rs): record it before the init goes on.
-    RootMount(u64),
-}
-
 /// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
-pub fn launch(plan: &Ready, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Event) -> Result<()>) -> Result<Launched> {
+/// `root_mount(id)`: the init is about to attach a rootfs clone with this mount id in a
+/// namespace the container shares (rootfs/inplace.rs); the caller records it before the init
+/// goes on.
+pub fn launch(
+    plan: &Ready,
+    cgroup: Option<&Manager>,
+    root_mount: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<Launched> {
     let (ours, theirs) = Sync::pair()?;
     let mut guard = PidGuard::default();
     let (child, in_cgroup) = clone_init(plan, cgroup)?;
@@ -462,21 +450,24 @@ pub fn launch(plan: &Ready, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Eve
     drop(theirs);
     guard.push(pid);
     crate::fault::point("after-clone");
-    // The child waits for Go: its maps exist before it acts. Its cgroups are joined after Go,
-    // while it sets up (join_cgroups).
+    // The init is in its cgroups before it acts: cloned into them, or placed before Go; on the
+    // fork path the real init is placed before PidSeen, which it waits for (forked outside the
+    // cgroup, it is not refused by a pids.max the container has used up: an exec then still
+    // runs, as runc's, which joins after the fork too).
+    let place = |p| match (cgroup, in_cgroup) {
+        (Some(cg), false) => cg.add_process(p),
+        _ => Ok(()),
+    };
     if plan.clone_flags & libc::CLONE_NEWUSER != 0 {
         namespaces::write_maps(pid, &plan.ns)?;
     }
     if let Some(v) = plan.oom_score_adj {
         write_oom(pid, v)?;
     }
-    ours.send(&Msg::Go)?;
-    on(Event::BeforeJoin)?;
-    if in_cgroup {
-        ours.send(&Msg::Joined)?;
-    } else if !plan.fork_after {
-        join_cgroups(&ours, cgroup, pid)?;
+    if !plan.fork_after {
+        place(pid)?;
     }
+    ours.send(&Msg::Go)?;
     let mut init_pid = pid;
     let mut console = None;
     let mut net_devices = None;
@@ -535,16 +526,12 @@ pub fn launch(plan: &Ready, cgroup: Option<&CgroupState>, on: &mut dyn FnMut(Eve
                 guard.push(p);
                 // The intermediate exits right after sending the pid.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                place(p)?;
                 ours.send(&Msg::PidSeen)?;
-                // The real init, not the intermediate: it was forked outside the cgroups (unless
-                // the intermediate was cloned into them, and the init with it).
-                if !in_cgroup {
-                    join_cgroups(&ours, cgroup, p)?;
-                }
             }
             Some(Msg::RootMount(id)) => {
                 let id = u64::try_from(id).map_err(|_| anyhow!("sync: bad mount id {id}"))?;
-                on(Event::RootMount(id))?;
+                root_mount(id)?;
                 ours.send(&Msg::RootMountSaved)?;
             }
             Some(Msg::Ready) => break,

@@ -4,14 +4,13 @@
 //!
 //! | # | direction      | message            | when                                                        |
 //! |---|----------------|--------------------|-------------------------------------------------------------|
-//! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score                |
-//! | 1'| parent → child | `Joined`           | the init is in the container's cgroups: after Go, or after `PidSeen` on the fork path; right after Go when it was cloned into its cgroup (CLONE_INTO_CGROUP, cgroup v2). The parent writes cgroup.procs while the init sets up (the first write waits for an RCU grace period); the init waits for it before the first cgroup mount and device nodes (see init.rs). It may arrive while the child waits for another message: `Sync` remembers it |
+//! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score, the child in the container's cgroups (cloned into them on v2; cgroup.procs written on v1 and hybrid; on the fork path see 4) |
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 2'| child → parent | `NetDevices`       | only with linux.netDevices: the child is in the container's network namespace (joined, or made at clone or by its unshare), before its fork and anything else; the parent moves the devices into /proc/<pid>/ns/net |
 //! | 3'| parent → child | `NetDevicesDone`   | answer to 2': the devices are in, renamed, with their addresses, up |
 //! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
-//! | 4 | parent → child | `PidSeen`          | answer to 4; the real init waits for it, so nothing it sends can overtake its pid |
+//! | 4 | parent → child | `PidSeen`          | answer to 4: the real init is in the container's cgroups (unless the intermediate was cloned into them); it waits for this, so it acts in its cgroups and nothing it sends can overtake its pid |
 //! | 4'| child → parent | `RootMount(id)`    | no mount namespace of the container's own: the mount id of the rootfs clone about to be attached (rootfs/inplace.rs) |
 //! | 4'| parent → child | `RootMountSaved`   | answer to the above: recorded in state.json, so delete finds it even if create dies now |
 //! | 4'| child → parent | `MountSource(i)`   | mount `i`'s source must come from the host side (idmap.rs `host_source`): an idmapped bind from inside the rootfs, or a source the container's root cannot reach |
@@ -45,7 +44,6 @@ pub enum Msg {
     HooksDone(i32),
     SeccompFd,
     PidSeen,
-    Joined,
     ExecFailed(i32, String),
     RootMount(i32),
     RootMountSaved,
@@ -71,7 +69,6 @@ impl Msg {
             Msg::HooksDone(p) => (11, *p, ""),
             Msg::SeccompFd => (12, 0, ""),
             Msg::PidSeen => (13, 0, ""),
-            Msg::Joined => (14, 0, ""),
             Msg::ExecFailed(e, p) => (15, *e, p.as_str()),
             Msg::RootMount(id) => (16, *id, ""),
             Msg::RootMountSaved => (17, 0, ""),
@@ -106,7 +103,6 @@ impl Msg {
             11 => Msg::HooksDone(num),
             12 => Msg::SeccompFd,
             13 => Msg::PidSeen,
-            14 => Msg::Joined,
             15 => Msg::ExecFailed(num, String::from_utf8_lossy(&b[5..]).into_owned()),
             16 => Msg::RootMount(num),
             17 => Msg::RootMountSaved,
@@ -121,8 +117,6 @@ impl Msg {
 
 pub struct Sync {
     pub fd: OwnedFd,
-    /// `Joined` arrived while another message was awaited (child side).
-    joined: std::cell::Cell<bool>,
 }
 
 impl Sync {
@@ -130,11 +124,7 @@ impl Sync {
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| anyhow!("socketpair: {e}"))?;
-        let side = |fd| Sync {
-            fd,
-            joined: std::cell::Cell::new(false),
-        };
-        Ok((side(a), side(b)))
+        Ok((Sync { fd: a }, Sync { fd: b }))
     }
 
     pub fn send(&self, m: &Msg) -> Result<()> {
@@ -189,47 +179,23 @@ impl Sync {
     }
 
     /// Wait for one specific message; an Error from the peer becomes this side's error.
-    /// `Joined` is not ordered against the other messages (table above): it is remembered
-    /// when it comes first, and `expect(Joined)` returns at once if it already came.
     pub fn expect(&self, want: Msg) -> Result<()> {
-        if want == Msg::Joined && self.joined.get() {
-            return Ok(());
-        }
-        loop {
-            match self.recv()? {
-                Some(m) if m == want => return Ok(()),
-                Some(Msg::Joined) => self.joined.set(true),
-                Some(Msg::Error(_, msg)) => return Err(anyhow!(msg)),
-                Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
-                None => bail!("sync: peer exited while waiting for {want:?}"),
-            }
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Msg::Error(_, msg)) => Err(anyhow!(msg)),
+            Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
+            None => bail!("sync: peer exited while waiting for {want:?}"),
         }
     }
 
     /// Like `expect`, for a message that carries an fd.
     pub fn expect_fd(&self, want: Msg) -> Result<OwnedFd> {
-        loop {
-            match self.recv_fd()? {
-                Some((m, Some(fd))) if m == want => return Ok(fd),
-                Some((m, None)) if m == want => bail!("sync: {want:?} without its fd"),
-                Some((Msg::Joined, _)) => self.joined.set(true),
-                Some((Msg::Error(_, msg), _)) => return Err(anyhow!(msg)),
-                Some((m, _)) => bail!("sync: expected {want:?}, got {m:?}"),
-                None => bail!("sync: peer exited while waiting for {want:?}"),
-            }
-        }
-    }
-
-    /// An Error the peer already sent, without waiting (None if nothing is queued). Used when a
-    /// step on the peer's pid failed: if the peer died of its own error, that is the real cause.
-    pub fn pending_error(&self) -> Option<String> {
-        let mut buf = vec![0u8; 65536];
-        match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) if n > 0 => match Msg::decode(&buf[..n]) {
-                Ok(Msg::Error(_, m)) => Some(m),
-                _ => None,
-            },
-            _ => None,
+        match self.recv_fd()? {
+            Some((m, Some(fd))) if m == want => Ok(fd),
+            Some((m, None)) if m == want => bail!("sync: {want:?} without its fd"),
+            Some((Msg::Error(_, msg), _)) => Err(anyhow!(msg)),
+            Some((m, _)) => bail!("sync: expected {want:?}, got {m:?}"),
+            None => bail!("sync: peer exited while waiting for {want:?}"),
         }
     }
 }
@@ -285,27 +251,9 @@ mod tests {
         let (m, fd) = b.recv_fd().unwrap().unwrap();
         assert_eq!(m, Msg::SeccompFd);
         assert!(fd.is_some());
-        // An fd awaited with `expect_fd`; Joined may come first.
-        a.send(&Msg::Joined).unwrap();
         a.send_fd(&Msg::MountSourceFd, r.as_fd()).unwrap();
         assert!(b.expect_fd(Msg::MountSourceFd).is_ok());
-        b.expect(Msg::Joined).unwrap();
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
-    }
-
-    #[test]
-    fn joined_may_come_before_the_awaited_message() {
-        let (a, b) = Sync::pair().unwrap();
-        a.send(&Msg::Joined).unwrap();
-        a.send(&Msg::PidSeen).unwrap();
-        b.expect(Msg::PidSeen).unwrap();
-        b.expect(Msg::Joined).unwrap();
-        let (c, d) = Sync::pair().unwrap();
-        c.send(&Msg::Joined).unwrap();
-        d.expect(Msg::Joined).unwrap();
-        assert!(d.pending_error().is_none());
-        c.send(&Msg::Error(1, "mount proc on /proc: EPERM".into())).unwrap();
-        assert_eq!(d.pending_error().as_deref(), Some("mount proc on /proc: EPERM"));
     }
 }

@@ -423,21 +423,12 @@ fn mount_cgroup(root: BorrowedFd, rootp: &Path, m: &MountPlan, plan: &RootfsPlan
 }
 
 /// Every configured mount, in order: each source is looked up when its turn comes, after the
-/// mounts before it (runc). `in_cgroups` is called before the first cgroup mount: it returns
-/// once the init is in the container's cgroups (and cgroup namespace), which the cgroupfs
-/// mounts show. `host_source(i)` asks berth's host side for mount i's source as a detached
+/// mounts before it (runc). The init is in the container's cgroups (and cgroup namespace) from
+/// the start, which the cgroupfs mounts show. `host_source(i)` asks berth's host side for mount i's source as a detached
 /// tree (idmap.rs `host_source`).
-pub fn mount_all(
-    root: BorrowedFd,
-    plan: &RootfsPlan,
-    in_cgroups: &dyn Fn() -> Result<()>,
-    host_source: &dyn Fn(usize) -> Result<OwnedFd>,
-) -> Result<()> {
+pub fn mount_all(root: BorrowedFd, plan: &RootfsPlan, host_source: &dyn Fn(usize) -> Result<OwnedFd>) -> Result<()> {
     let rootp = root_path(root)?;
     for (i, m) in plan.mounts.iter().enumerate() {
-        if matches!(m.kind, Kind::Cgroup) {
-            in_cgroups()?;
-        }
         match &m.kind {
             Kind::Bind { src, recursive } => {
                 if let Some(tree) = &m.tree {
