@@ -122,6 +122,12 @@ fn assert_removed<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) {
     }
 }
 
+/// The shell words for the container's own cgroup directories as it sees them at
+/// /sys/fs/cgroup: the mount itself on pure cgroup v2 (one hierarchy), one directory per
+/// hierarchy on v1 and hybrid hosts.
+const OWN_CGROUPS: &str = "$(if [ -e /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup/; \
+                           else echo /sys/fs/cgroup/*/; fi)";
+
 /// The container may write its cgroup mounts (systemd, nested runtimes do).
 fn writable_cgroup_mounts(env: &mut Env) {
     for m in env.config["mounts"].as_array_mut().unwrap() {
@@ -300,11 +306,8 @@ fn delete_removes_sub_cgroups_the_container_made() {
     require_root!();
     // A container allowed to write its cgroup mount (systemd, nested runtimes) makes children
     // of its own cgroup; delete must remove them too, as runc's RemovePath does.
-    let mut env = Env::new(&[
-        "sh",
-        "-c",
-        "for d in /sys/fs/cgroup/*/; do mkdir -p $d/sub/deeper || exit 1; done",
-    ]);
+    let script = format!("for d in {OWN_CGROUPS}; do mkdir -p $d/sub/deeper || exit 1; done");
+    let mut env = Env::new(&["sh", "-c", &script]);
     writable_cgroup_mounts(&mut env);
     env.save();
     let id = env.id("cgsub");
@@ -363,10 +366,14 @@ fn delete_force_kills_processes_moved_into_sub_cgroups() {
     // Without a pid namespace, killing the init does not reach a process the container moved
     // into a sub-cgroup of its own in every hierarchy (as a nested runtime does); delete must
     // still find and kill it, then remove the tree.
-    let script = "sleep 100 & p=$!; for d in /sys/fs/cgroup/*/; do mkdir $d/sub || exit 1; \
-                  if [ -f $d/cpuset.cpus ]; then cat $d/cpuset.cpus > $d/sub/cpuset.cpus; cat $d/cpuset.mems > $d/sub/cpuset.mems; fi; \
-                  echo $p > $d/sub/cgroup.procs || exit 1; done; echo $p > /tmp/moved; wait";
-    let mut env = Env::new(&["sh", "-c", script]);
+    // v1 cpusets start empty and refuse tasks until given cpus and mems (cgroup2's inherit).
+    let script = format!(
+        "sleep 100 & p=$!; for d in {OWN_CGROUPS}; do mkdir $d/sub || exit 1; \
+         if [ -f $d/cpuset.cpus ] && [ ! -e $d/cgroup.controllers ]; then \
+         cat $d/cpuset.cpus > $d/sub/cpuset.cpus; cat $d/cpuset.mems > $d/sub/cpuset.mems; fi; \
+         echo $p > $d/sub/cgroup.procs || exit 1; done; echo $p > /tmp/moved; wait"
+    );
+    let mut env = Env::new(&["sh", "-c", &script]);
     env.config["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
@@ -412,17 +419,20 @@ fn delete_kills_a_process_moved_into_a_stopped_containers_cgroup_from_outside() 
     // must still be killed, and the cgroups removed.
     let env = Env::new(&["true"]);
     let id = env.id("cgforeign");
-    let dirs = default_dirs(&hierarchies(), &id);
+    let hs = hierarchies();
+    let dirs = default_dirs(&hs, &id);
     let _guard = CgDirs(dirs.clone());
+    // The pids controller's directory: its own v1 hierarchy, or the one cgroup2 tree.
+    let pids = hs
+        .iter()
+        .position(|h| h.key == "pids" || (hs.len() == 1 && h.key.is_empty()))
+        .map(|i| &dirs[i])
+        .expect("a hierarchy with the pids controller");
     env.create(&id).ok();
     env.berth(&["start", &id]).ok();
     env.wait_status(&id, "stopped");
     let mut sleeper = std::process::Command::new("sleep").arg("100").spawn().unwrap();
     let pid = sleeper.id() as i32;
-    let pids = dirs
-        .iter()
-        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
-        .expect("a pids hierarchy");
     std::fs::write(pids.join("cgroup.procs"), pid.to_string()).unwrap();
     let o = env.berth(&["delete", &id]);
     assert_eq!(o.code, 0, "{}", o.stderr);
