@@ -121,7 +121,7 @@ fn fill_cpusets(leaf: &Path) -> Result<()> {
 /// runc's getSubCgroupPaths: `exec --cgroup` takes either one plain sub-cgroup path (every
 /// hierarchy; the only form cgroup v2 has) or `controller[,controller...]:path` arguments, one
 /// path per controller. Returns (controller, path), "" for the plain form.
-pub fn parse_exec_cgroups(args: &[String]) -> Result<Vec<(String, String)>> {
+fn parse_exec_cgroups(args: &[String]) -> Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
     for a in args {
         match a.split_once(':') {
@@ -147,7 +147,7 @@ pub fn parse_exec_cgroups(args: &[String]) -> Result<Vec<(String, String)>> {
 /// into the sub-cgroups `subs` (parse_exec_cgroups) names, each found in the hierarchy of its
 /// controller (`hs`). A controller none of the container's hierarchies has is an error, as in
 /// runc; so is a path leaving the container's cgroup.
-pub fn exec_sub_paths(paths: &[PathBuf], hs: &[detect::Hierarchy], subs: &[(String, String)]) -> Result<Vec<PathBuf>> {
+fn exec_sub_paths(paths: &[PathBuf], hs: &[detect::Hierarchy], subs: &[(String, String)]) -> Result<Vec<PathBuf>> {
     let join = |base: &Path, sub: &str| -> Result<PathBuf> {
         if Path::new(sub)
             .components()

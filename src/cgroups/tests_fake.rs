@@ -338,3 +338,16 @@ fn stats_read_v1_and_v2_files() {
     let j = serde_json::to_value(&s).unwrap();
     assert!(j["cpu"]["usage"]["total"].is_u64() && j["memory"]["usage"]["limit"].is_u64());
 }
+
+#[test]
+fn state_of_an_older_berth_without_layout_is_probed() {
+    let f = Fake::new("older");
+    let d = v2_dir(&f);
+    let m: Manager = serde_json::from_value(serde_json::json!({"paths": [d], "created": []})).unwrap();
+    assert_eq!((m.layout, m.layout()), (None, Layout::V2));
+    assert_eq!(m.clone_target(), Some(d.as_path()));
+    let mut m = m;
+    m.layout = Some(Layout::Hybrid);
+    let back: Manager = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+    assert_eq!((back.layout(), back.clone_target()), (Layout::Hybrid, None));
+}
