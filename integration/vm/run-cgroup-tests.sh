@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Run berth's cgroup end-to-end tests (tests/cgroups.rs; others via BERTH_VM_TESTS) on a pure
-# cgroup-v2 kernel: the test binaries are built here on the host, then run inside the VM of
-# run-in-vm.sh (Debian's stock kernel, cgroup_no_v1=all) one test at a time. Nothing is ever
-# compiled inside the VM.
+# Run berth's cgroup end-to-end tests (tests/cgroups.rs and tests/cgroups_core.rs; others via
+# BERTH_VM_TESTS) on a pure cgroup-v2 kernel: the test binaries are built here on the host,
+# then run inside the VM of run-in-vm.sh (Debian's stock kernel, cgroup_no_v1=all) one test at
+# a time. Nothing is ever compiled inside the VM.
 #
 # Prints "cgroup-v2 VM tests skipped: REASON" and exits 0 when the VM cannot be had (not root,
 # not x86_64, no qemu, no kernel package); a failure under CI or with BERTH_VM_REQUIRED=1.
 # The test binaries run with --include-ignored: tests that need pure cgroup v2 are #[ignore]d
 # so that the host's summary shows them as not run.
-# Env: BERTH_VM_TESTS ("cgroups"; e.g. "cgroups lifecycle"), BERTH_VM_FILTER (test name
+# Env: BERTH_VM_TESTS ("cgroups cgroups_core"; e.g. "cgroups lifecycle"), BERTH_VM_FILTER (test name
 # filter passed to the test binaries), BERTH_VM_BUILD (1: run build.sh
-# when artefacts are missing), plus run-in-vm.sh's VM_* variables.
+# when artefacts are missing), plus run-in-vm.sh's VM_* variables (VM_OUT: build.sh's output,
+# default integration/vm/out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 VM=$REPO/integration/vm
+OUT=${VM_OUT:-$VM/out}
 
 # Under CI (the CI variable set) the VM stage is required: a VM that cannot be had fails it.
 skip() {
@@ -26,18 +28,18 @@ skip() {
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (qemu's 9p passthrough shares and the containers inside)"
 [ "$(uname -m)" = x86_64 ] || skip "the VM boots an amd64 kernel; this host is $(uname -m)"
-if [ ! -e "$VM/out/vmlinuz" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+if [ ! -e "$OUT/vmlinuz" ] || ! command -v qemu-system-x86_64 >/dev/null; then
     [ "${BERTH_VM_BUILD:-1}" = 1 ] || skip "VM artefacts missing and BERTH_VM_BUILD=0"
     echo "vm: building the VM (qemu-system-x86, kernel package) ..."
     bash "$VM/build.sh" >/tmp/berth-vm-build.log 2>&1 ||
         skip "integration/vm/build.sh failed (no qemu-system-x86 or kernel package?): $(tail -n 3 /tmp/berth-vm-build.log | tr '\n' ' ')"
 fi
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
-[ -e "$VM/out/vmlinuz" ] || skip "no VM kernel in integration/vm/out"
+[ -e "$OUT/vmlinuz" ] || skip "no VM kernel in $OUT"
 
 # Host-side build: the berth binary and the test executables (their CARGO_BIN_EXE_berth path
 # points into this repo, which the VM mounts at the same path).
-TESTS=${BERTH_VM_TESTS:-cgroups}
+TESTS=${BERTH_VM_TESTS:-cgroups cgroups_core}
 targs=()
 for t in $TESTS; do targs+=(--test "$t"); done
 cargo build --quiet
