@@ -107,6 +107,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if plan.unshare_flags != 0 {
         step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
     }
+    if plan.joins_cgroups_after_go() {
+        // Placed in the container's cgroups while we unshared (Plan::joins_cgroups_after_go).
+        sync.expect(Msg::Joined)?;
+    }
     if !plan.net_devices.is_empty() {
         // The container's network namespace exists from here on (joined, or made at clone or
         // by the unshare above): the parent moves linux.netDevices into it now, before any
@@ -142,8 +146,8 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         }
     }
     if plan.new_cgroupns {
-        // In the container's cgroups by now (the parent placed us before Go or PidSeen): they
-        // become the namespace's root, which the cgroupfs mounts show.
+        // In the container's cgroups by now (placed before Go, Joined or PidSeen): they become
+        // the namespace's root, which the cgroupfs mounts show.
         step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
     }
     if !plan.exec {

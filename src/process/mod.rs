@@ -357,6 +357,18 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The one exception to "placed before Go" (sync.rs `Joined`): on the fast path (every
+    /// namespace made at clone or by the init's own unshare, no fork) the parent places the
+    /// init while it creates its network, IPC and UTS namespaces, and the init waits for
+    /// `Joined` right after that unshare, before anything else. On v1 the first cgroup.procs
+    /// write after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem),
+    /// milliseconds that would otherwise be added to every `run`.
+    pub fn joins_cgroups_after_go(&self) -> bool {
+        self.ns.joins.is_empty() && !self.fork_after
+    }
+}
+
 /// runc's prepareEnv: a key given twice (in process.env, or again by `exec -e`) reaches the
 /// process once, with its last value, where that last one stood; an empty `HOME=` counts as
 /// unset, so the init fills in the user's home.
@@ -453,9 +465,12 @@ pub fn launch(
     // The init is in its cgroups before it acts: cloned into them, or placed before Go; on the
     // fork path the real init is placed before PidSeen, which it waits for (forked outside the
     // cgroup, it is not refused by a pids.max the container has used up: an exec then still
-    // runs, as runc's, which joins after the fork too).
+    // runs, as runc's, which joins after the fork too). If it died of its own error meanwhile,
+    // that error is the one to report.
     let place = |p| match (cgroup, in_cgroup) {
-        (Some(cg), false) => cg.add_process(p),
+        (Some(cg), false) => cg
+            .add_process(p)
+            .map_err(|e| ours.pending_error().map_or(e, |m| anyhow!(m))),
         _ => Ok(()),
     };
     if plan.clone_flags & libc::CLONE_NEWUSER != 0 {
@@ -464,10 +479,14 @@ pub fn launch(
     if let Some(v) = plan.oom_score_adj {
         write_oom(pid, v)?;
     }
-    if !plan.fork_after {
+    if !plan.fork_after && !plan.joins_cgroups_after_go() {
         place(pid)?;
     }
     ours.send(&Msg::Go)?;
+    if plan.joins_cgroups_after_go() {
+        place(pid)?;
+        ours.send(&Msg::Joined)?;
+    }
     let mut init_pid = pid;
     let mut console = None;
     let mut net_devices = None;

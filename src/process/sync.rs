@@ -4,7 +4,8 @@
 //!
 //! | # | direction      | message            | when                                                        |
 //! |---|----------------|--------------------|-------------------------------------------------------------|
-//! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score, the child in the container's cgroups (cloned into them on v2; cgroup.procs written on v1 and hybrid; on the fork path see 4) |
+//! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score, the child in the container's cgroups (cloned into them on v2; cgroup.procs written on v1 and hybrid) unless 1' or the fork path (4) places it |
+//! | 1'| parent → child | `Joined`           | the one exception, on the fast path only (`Plan::joins_cgroups_after_go`: no joins, no fork): right after Go, the parent places the init (cgroup.procs on v1 and hybrid: the first write after a quiet spell waits for an RCU grace period) while the init unshares its network, IPC and UTS namespaces; the init waits for it right after that unshare, before it sends or does anything else |
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 2'| child → parent | `NetDevices`       | only with linux.netDevices: the child is in the container's network namespace (joined, or made at clone or by its unshare), before its fork and anything else; the parent moves the devices into /proc/<pid>/ns/net |
@@ -44,6 +45,7 @@ pub enum Msg {
     HooksDone(i32),
     SeccompFd,
     PidSeen,
+    Joined,
     ExecFailed(i32, String),
     RootMount(i32),
     RootMountSaved,
@@ -69,6 +71,7 @@ impl Msg {
             Msg::HooksDone(p) => (11, *p, ""),
             Msg::SeccompFd => (12, 0, ""),
             Msg::PidSeen => (13, 0, ""),
+            Msg::Joined => (14, 0, ""),
             Msg::ExecFailed(e, p) => (15, *e, p.as_str()),
             Msg::RootMount(id) => (16, *id, ""),
             Msg::RootMountSaved => (17, 0, ""),
@@ -103,6 +106,7 @@ impl Msg {
             11 => Msg::HooksDone(num),
             12 => Msg::SeccompFd,
             13 => Msg::PidSeen,
+            14 => Msg::Joined,
             15 => Msg::ExecFailed(num, String::from_utf8_lossy(&b[5..]).into_owned()),
             16 => Msg::RootMount(num),
             17 => Msg::RootMountSaved,
@@ -198,6 +202,19 @@ impl Sync {
             None => bail!("sync: peer exited while waiting for {want:?}"),
         }
     }
+
+    /// An Error the peer already sent, without waiting (None if nothing is queued). Used when a
+    /// step on the peer's pid failed: if the peer died of its own error, that is the real cause.
+    pub fn pending_error(&self) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n > 0 => match Msg::decode(&buf[..n]) {
+                Ok(Msg::Error(_, m)) => Some(m),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// sendmsg with `data` and one fd in SCM_RIGHTS (also how the pty master reaches a console
@@ -242,6 +259,7 @@ mod tests {
             Msg::RootMount(77),
             Msg::RootMountSaved,
             Msg::MountSource(7),
+            Msg::Joined,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
