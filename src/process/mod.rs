@@ -196,7 +196,8 @@ pub fn plan(i: &PlanInput, host: &HostFacts) -> Result<Plan> {
         // The init is pid 1 and in its own mount (and user) namespace from the clone; the
         // network, IPC and UTS namespaces it unshares itself after Go, so their creation
         // (a new network namespace is the costliest part of a clone) runs while the
-        // parent makes and joins the cgroups. Owner and result are the same either way.
+        // parent places it in its cgroups (`joins_cgroups_after_go`). Owner and result are
+        // the same either way.
         let own = libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
         (ns.new & !libc::CLONE_NEWCGROUP & !own, ns.new & own)
     } else {
