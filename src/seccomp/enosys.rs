@@ -222,38 +222,11 @@ pub fn stub(s: &LinuxSeccomp, arches: &[ScmpArch]) -> Vec<libc::sock_filter> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A classic BPF interpreter for what libseccomp and the stub emit, over a seccomp_data
-    /// with only nr and arch set (no argument conditions in these profiles).
+    /// The filter's answer for a call with only nr and arch set (no argument conditions in
+    /// these profiles).
     pub(crate) fn run(prog: &[libc::sock_filter], arch: u32, nr: u32) -> u32 {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&nr.to_ne_bytes());
-        data[4..8].copy_from_slice(&arch.to_ne_bytes());
-        let (mut a, mut pc) = (0u32, 0usize);
-        loop {
-            let i = prog[pc];
-            pc += 1;
-            let k = i.k;
-            match i.code as u32 {
-                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
-                    let o = k as usize;
-                    a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
-                }
-                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => a &= k,
-                c if c == libc::BPF_JMP | libc::BPF_JA => pc += k as usize,
-                c if c & 0x07 == libc::BPF_JMP => {
-                    let hit = match c & 0xf0 {
-                        x if x == libc::BPF_JEQ => a == k,
-                        x if x == libc::BPF_JGT => a > k,
-                        x if x == libc::BPF_JGE => a >= k,
-                        x if x == libc::BPF_JSET => a & k != 0,
-                        _ => panic!("unexpected jump {c:#x}"),
-                    };
-                    pc += if hit { i.jt } else { i.jf } as usize;
-                }
-                c if c == libc::BPF_RET | libc::BPF_K => return k,
-                c => panic!("unexpected BPF op {c:#x} at {}", pc - 1),
-            }
-        }
+        let d = crate::seccomp::eval::Data { nr, arch, args: [0; 6] };
+        crate::seccomp::eval::run(prog, &d).expect("a program the interpreter follows")
     }
 
     fn profile(json: &str) -> LinuxSeccomp {

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod enosys;
+pub mod eval;
 pub mod notify;
 
 use anyhow::{anyhow, bail, Result};
