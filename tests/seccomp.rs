@@ -254,6 +254,49 @@ fn exec_gets_the_same_filter() {
     env.berth(&["kill", &id, "KILL"]).ok();
 }
 
+/// `exec` into a pid namespace: the trampoline forks the process into it after the filter is
+/// loaded (CVE-2019-5736, SECURITY.md). A profile that refuses that fork (clone denied, or
+/// fatal) still gets its process: berth then forks into the namespace itself, before loading
+/// the filter, and says so in the debug log. Docker's rule (clone without namespace flags)
+/// lets the trampoline fork.
+#[test]
+fn exec_runs_under_profiles_that_refuse_the_trampolines_fork() {
+    require_root!();
+    let docker_clone = json!({"names":["clone"],"action":"SCMP_ACT_ALLOW",
+        "args":[{"index":0,"value":2114060288,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]});
+    for (rules, fallback) in [
+        (json!([{"names":["clone"],"action":"SCMP_ACT_ERRNO"}]), true),
+        (json!([{"names":["clone"],"action":"SCMP_ACT_KILL"}]), true),
+        (json!([{"names":["execveat"],"action":"SCMP_ACT_ERRNO"}]), true),
+        (json!([docker_clone]), false),
+    ] {
+        for nnp in [true, false] {
+            let profile =
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rules});
+            let env = with_seccomp(&["sleep", "100"], profile, nnp);
+            let id = env.id("sc-fork");
+            let b = env.bundle.to_string_lossy().into_owned();
+            env.berth(&["run", "-d", "-b", &b, &id]).ok();
+            let log = env.dir.join("exec.log").to_string_lossy().into_owned();
+            let o = env.berth(&["--debug", "--log", &log, "exec", &id, "echo", "ran"]);
+            assert_eq!(
+                (o.code, o.stdout.as_str()),
+                (0, "ran\n"),
+                "{rules} nnp={nnp}: {}",
+                o.stderr
+            );
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert_eq!(
+                text.contains("exec forks as berth before loading it"),
+                fallback,
+                "{rules} nnp={nnp}: {text}"
+            );
+            env.berth(&["kill", &id, "KILL"]).ok();
+            env.wait_status(&id, "stopped");
+        }
+    }
+}
+
 #[test]
 fn compiled_filters_are_cached_reused_and_still_enforced() {
     require_root!();

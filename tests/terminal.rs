@@ -106,9 +106,16 @@ fn exec_with_a_terminal() {
     let id = env.id("exectty");
     let b = env.bundle.to_string_lossy().into_owned();
     env.berth(&["run", "-d", "-b", &b, &id]).ok();
-    let inner = format!("{BERTH} --root {} exec -t {id} sh -c 'tty; exit 4'", env.root.display());
+    // The process leads a session of its own whose controlling terminal is the pty (/dev/tty
+    // opens), and is its foreground process group: job control works.
+    let probe = "tty; (: </dev/tty) 2>/dev/null && echo CTTY; set -- $(cat /proc/$$/stat); \
+                 [ $6 = $$ ] && echo LEADER; [ $8 = $5 ] && echo FOREGROUND; exit 4";
+    let inner = format!("{BERTH} --root {} exec -t {id} sh -c '{probe}'", env.root.display());
     let (code, out) = in_terminal(&inner);
     assert!(out.contains("/dev/pts/"), "{out}");
+    for want in ["CTTY", "LEADER", "FOREGROUND"] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
     assert_eq!(code, Some(4), "{out}");
 }
 

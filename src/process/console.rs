@@ -75,10 +75,14 @@ pub fn give_to_user(peer: &OwnedFd, uid: u32) -> Result<()> {
     }
 }
 
-/// The peer becomes stdin/stdout/stderr and our controlling terminal.
-pub fn attach(peer: &OwnedFd) -> Result<()> {
+/// The peer becomes stdin/stdout/stderr and, with `ctty`, our controlling terminal (otherwise
+/// that of the process the trampoline forks, in a session of its own: trampoline.c "P").
+pub fn attach(peer: &OwnedFd, ctty: bool) -> Result<()> {
     for target in 0..3 {
         sys::dup_onto(peer.as_fd(), target).map_err(|e| anyhow!("dup pty onto fd {target}: {e}"))?;
+    }
+    if !ctty {
+        return Ok(());
     }
     sys::set_ctty(peer.as_fd()).map_err(|e| anyhow!("set controlling terminal: {e}"))
 }

@@ -40,6 +40,38 @@ pub fn trampoline() -> Result<Option<std::os::fd::OwnedFd>> {
     }
 }
 
+/// Whether `filter` (loaded before the trampoline runs) lets the trampoline fork into a pid
+/// namespace (trampoline.c "p"): the syscalls it makes there that berth's own init never made
+/// after the filter, with the arguments it uses (fds it cannot know yet as 0). `execveat` is
+/// among them: outside the container's pid namespace there is no `/proc/self/fd` to fall back
+/// on. x86_64 numbers: there is no trampoline elsewhere.
+pub fn filter_lets_trampoline_fork(filter: &[libc::sock_filter], terminal: bool, trampoline: i32) -> bool {
+    use crate::seccomp::eval::{lets_through, Data};
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let mut calls: Vec<(u32, [u64; 6])> = vec![
+        (322, [trampoline as u64, 0, 0, 0, libc::AT_EMPTY_PATH as u64, 0]),
+        (56, [libc::CLONE_PARENT as u64, 0, 0, 0, 0, 0]),
+        (1, [0, 0, 5, 0, 0, 0]),
+        (157, [libc::PR_SET_PDEATHSIG as u64, libc::SIGKILL as u64, 0, 0, 0, 0]),
+        (60, [0; 6]),
+        (60, [255, 0, 0, 0, 0, 0]),
+    ];
+    if terminal {
+        calls.push((112, [0; 6]));
+        calls.push((16, [0, libc::TIOCSCTTY as u64, 0, 0, 0, 0]));
+    }
+    calls.iter().all(|&(nr, args)| {
+        lets_through(
+            filter,
+            &Data {
+                nr,
+                arch: AUDIT_ARCH_X86_64,
+                args,
+            },
+        )
+    })
+}
+
 /// st_dev/st_ino of the running berth binary (taken in the parent).
 pub fn self_id() -> Option<(u64, u64)> {
     std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino()))

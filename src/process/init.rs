@@ -86,6 +86,12 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
     // our uid_map before Go, and that file belongs to root while we are non-dumpable.
     step("set non-dumpable", sys::set_dumpable(false))?;
+    if plan.fork_last {
+        // Labels the next execve: the trampoline's, as on the other path (the process it forks
+        // keeps the label). Written now, through the host's procfs: once in the container's
+        // mount namespace our /proc/thread-self is not there (we are not in its pid namespace).
+        super::lsm::apply(&plan.lsm)?;
+    }
     join_namespaces(&plan.ns.joins)?;
     if let Some(root) = &plan.exec_root {
         // exec into a container without a mount namespace of its own: the namespace joined
@@ -128,9 +134,10 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         step("setresgid 0 in the user namespace", sys::setresgid(0))?;
         step("setresuid 0 in the user namespace", sys::setresuid(0))?;
     }
-    if plan.fork_after {
+    if plan.fork_after && !plan.fork_last {
         // pid and time namespaces apply to children only: the real init is our child, made a
-        // child of the berth parent (CLONE_PARENT) so `run` can wait for it.
+        // child of the berth parent (CLONE_PARENT) so `run` can wait for it. (With fork_last
+        // the trampoline makes that fork, after everything else: see its exec below.)
         match super::spawn::clone(libc::CLONE_PARENT)? {
             Some(pid) => {
                 sync.send(&Msg::Pid(pid))?;
@@ -214,8 +221,11 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     }
 
     if plan.exec && plan.terminal {
-        // exec with a terminal: its own session, and a pty from the container's devpts.
-        step("setsid", nix::unistd::setsid().map(drop))?;
+        // exec with a terminal: its own session, and a pty from the container's devpts. With
+        // fork_last the session is the forked process's own (trampoline.c "P").
+        if !plan.fork_last {
+            step("setsid", nix::unistd::setsid().map(drop))?;
+        }
         let ptmx = sys::open("/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
             .map_err(|e| anyhow!("open /dev/pts/ptmx in the container: {e}"))?;
         let (master, peer) = console::open_pty(ptmx, plan.console_size)?;
@@ -270,7 +280,7 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     }
     if let Some(peer) = tty.take() {
         // The pty is the process's stdio now; the peer fd itself is not kept.
-        console::attach(&peer)?;
+        console::attach(&peer, !plan.fork_last)?;
     }
     // Resolved now, so a missing binary fails `create`, not `start` (as runc).
     let path = lookup(plan)?;
@@ -281,7 +291,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
     // The exec attribute only labels the next execve, which is the container's process; it is
     // written before the filter so profiles need not allow berth's procfs write.
-    super::lsm::apply(&plan.lsm)?;
+    if !plan.fork_last {
+        super::lsm::apply(&plan.lsm)?;
+    }
     if plan.no_new_privs {
         // As late as possible, so profiles need not allow berth's own setup syscalls; still
         // before Ready, so a notify listener fd reaches the agent during create (as runc).
@@ -316,7 +328,9 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             )
         };
         let e = sys::execveat_fd(t.as_fd(), &targv, &envp);
-        if !denied(e) {
+        if !denied(e) || plan.fork_last {
+            // fork_last: we are outside the container's pid namespace, so neither its
+            // /proc/self nor waiting ourselves can stand in (the program would run outside it).
             bail!("exec the init trampoline: {}", crate::errtext::errno(e));
         }
         // A seccomp profile may deny execveat: the same memfd through the container's procfs
@@ -433,7 +447,14 @@ fn trampoline_args(
     path: &CString,
 ) -> Result<Vec<CString>> {
     let kind = if plan.mode == Mode::Create { 'f' } else { 's' };
-    let mut v = vec![CString::new(format!("{kind}{wait}"))?];
+    let mut v = Vec::new();
+    if plan.fork_last {
+        // Fork into the pid namespace first; the pid goes to berth on the socket the child
+        // then waits on.
+        let fork = if plan.terminal { 'P' } else { 'p' };
+        v.push(CString::new(format!("{fork}{wait}"))?);
+    }
+    v.push(CString::new(format!("{kind}{wait}"))?);
     let hooks = match (&plan.hooks, state) {
         (Some(h), Some(_)) => crate::hooks::list(h.hooks.start_container()),
         _ => &[],

@@ -45,6 +45,12 @@ pub struct Plan {
     pub userns_in_child: bool,
     /// unshare/setns of pid or time only affect children: one more fork is needed.
     pub fork_after: bool,
+    /// exec (with `fork_after`): that fork is the last step, made by the trampoline once berth
+    /// has set everything up outside the pid namespace (init.rs), so no process running berth's
+    /// binary is ever in a pid namespace with the container's processes (CVE-2019-5736).
+    /// False where the trampoline cannot do it: no trampoline, or a seccomp filter that would
+    /// refuse its syscalls (exe_guard::filter_lets_trampoline_fork).
+    pub fork_last: bool,
     pub new_cgroupns: bool,
     pub become_root: bool,
     /// The container has a user namespace (new or joined).
@@ -312,6 +318,7 @@ pub fn plan(i: &PlanInput, host: &HostFacts) -> Result<Plan> {
         seccomp_listener: None,
         self_exe: None,
         trampoline: None,
+        fork_last: false,
         lsm,
         session_keyring: if i.no_new_keyring {
             None
@@ -352,6 +359,20 @@ impl Plan {
         self.seccomp_listener = listener;
         self.self_exe = exe_guard::self_id();
         self.trampoline = exe_guard::trampoline()?;
+        self.fork_last = i.exec
+            && self.fork_after
+            && self.trampoline.as_ref().is_some_and(|t| {
+                use std::os::fd::AsRawFd;
+                self.seccomp.as_ref().is_none_or(|s| {
+                    let ok = exe_guard::filter_lets_trampoline_fork(&s.program, self.terminal, t.as_raw_fd());
+                    if !ok {
+                        crate::log::debug(
+                            "the seccomp profile refuses what the trampoline needs to fork into the pid namespace: exec forks as berth before loading it",
+                        );
+                    }
+                    ok
+                })
+            });
         self.fifo = r.fifo;
         self.exec_root = r.exec_root;
         Ok(Ready(self))
@@ -522,6 +543,9 @@ pub fn launch(
                 let (Some(fd), Some(l)) = (fd, &plan.seccomp_listener) else {
                     bail!("sync: seccomp listener fd without a listener configured");
                 };
+                // Handed over at once: a syscall the init makes after loading the filter may
+                // wait for the agent. (With fork_last the pid the agent is told is the init's,
+                // which forks the process and exits: the process does not exist yet.)
                 crate::seccomp::notify::send_to_agent(l, init_pid, std::os::fd::AsFd::as_fd(&fd))?;
             }
             Some(Msg::NetDevices) => {
@@ -559,6 +583,18 @@ pub fn launch(
             Some(m) => bail!("sync: unexpected {m:?} during setup"),
             None => bail!("container init exited during setup"),
         }
+    }
+    if plan.fork_last {
+        // After Ready the init execs the trampoline, which forks the process into the pid
+        // namespace (our child, by CLONE_PARENT), sends its pid and exits.
+        init_pid = match ours.recv()? {
+            Some(Msg::Pid(p)) => p,
+            Some(Msg::Error(_, m)) => bail!("{m}"),
+            Some(m) => bail!("sync: expected Pid, got {m:?}"),
+            None => bail!("container init exited before forking the process"),
+        };
+        guard.push(init_pid);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     }
     Ok(Launched {
         pid: init_pid,

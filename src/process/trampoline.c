@@ -6,6 +6,14 @@
  * kernel resolves the container's program (and any "#!" interpreter such as /proc/self/exe)
  * the process's exe is this immutable memfd, never berth's binary.
  *
+ * `berth exec` into a pid namespace it joins: berth's own process never enters that namespace
+ * (a container process with CAP_SYS_PTRACE could open its /proc/<pid>/exe while it sets up).
+ * It sets up outside, where setns(CLONE_NEWPID) only marks its children, and execs this with a
+ * first argument "p<fd>" ("P<fd>" with a terminal): this forks into the namespace (CLONE_PARENT,
+ * so berth stays the parent and waits for the process), sends the child's pid to berth on the
+ * sync socket <fd> as message 4 and exits; the child makes itself a session leader owning the
+ * pty on fd 0 ("P"), and goes on as below.
+ *
  * No libc, x86_64 only (elsewhere berth waits and execs itself). argv, as berth builds it:
  *   [0]  "f<fd>": wait for one byte on the exec fifo (create; `berth start` writes it), or
  *        "s<fd>": wait for a message on the sync socket (run, exec); an exec failure is sent
@@ -28,6 +36,8 @@
 #define SYS_wait4 61
 #define SYS_kill 62
 #define SYS_fcntl 72
+#define SYS_ioctl 16
+#define SYS_setsid 112
 #define SYS_prctl 157
 #define SYS_pidfd_open 434
 
@@ -39,6 +49,8 @@
 #define FD_CLOEXEC 1
 #define PR_SET_PDEATHSIG 1
 #define PR_SET_DUMPABLE 4
+#define CLONE_PARENT 0x8000
+#define TIOCSCTTY 0x540E
 
 static long sc(long n, long a, long b, long c, long d, long e) {
     long ret;
@@ -99,12 +111,15 @@ static const char *errtext(long e) {
     case 2: return "no such file or directory";
     case 7: return "argument list too long";
     case 8: return "exec format error";
+    case 11: return "resource temporarily unavailable";
     case 12: return "cannot allocate memory";
     case 13: return "permission denied";
     case 20: return "not a directory";
     case 21: return "is a directory";
+    case 25: return "inappropriate ioctl for device";
     case 26: return "text file busy";
     case 36: return "file name too long";
+    case 38: return "function not implemented";
     case 40: return "too many levels of symbolic links";
     case 80: return "accessing a corrupted shared library";
     default: return 0;
@@ -164,6 +179,45 @@ static void wait_start(void) {
     /* EOF on the socket: berth run/exec died before starting us, nobody to tell. */
     if (mode == 's' && n == 0) die(255);
     if (n < 0) fail_wait("read", n);
+}
+
+/* "p"/"P": fork into the pid namespace berth joined (setns applies to children only). The
+ * parent reports the child's pid (message 4) and exits; berth waits for it. A failure is sent
+ * as message 6 on the same socket, which is also the one the child waits on (mode 's'). */
+static void fork_in(long sock, int terminal) {
+    struct buf o;
+    char m[5];
+    long pid, e;
+    o.n = 0;
+    pid = sc(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+    if (pid < 0) {
+        put(&o, "clone into the container's pid namespace: ");
+        put(&o, errtext(-pid) ? errtext(-pid) : "error");
+        fail(&o, 6, -pid);
+    }
+    if (pid > 0) {
+        m[0] = 4;
+        m[1] = (char)(pid & 0xff);
+        m[2] = (char)((pid >> 8) & 0xff);
+        m[3] = (char)((pid >> 16) & 0xff);
+        m[4] = (char)((pid >> 24) & 0xff);
+        /* Nobody to tell otherwise: berth sees EOF (or our exit) without a pid and fails. */
+        die(sc(SYS_write, sock, (long)m, 5, 0, 0) == 5 ? 0 : 255);
+    }
+    /* Die with berth until the program runs, as berth's own init does. */
+    sc(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (!terminal) return;
+    /* The pty (fd 0-2, dup'ed by berth) becomes the controlling terminal of a session of the
+     * process's own: the intermediate must not own it, or the tty would lose its session when
+     * the intermediate exits. */
+    if ((e = sc(SYS_setsid, 0, 0, 0, 0, 0)) < 0)
+        put(&o, "setsid: ");
+    else if ((e = sc(SYS_ioctl, 0, TIOCSCTTY, 0, 0, 0)) < 0)
+        put(&o, "set controlling terminal: ");
+    if (e < 0) {
+        put(&o, errtext(-e) ? errtext(-e) : "error");
+        fail(&o, 6, -e);
+    }
 }
 
 /* One startContainer hook, with the state JSON on stdin (a file, so a hook that does not read
@@ -231,14 +285,24 @@ static char *pool[8192];
 
 __attribute__((used)) static void tmain(long argc, char **argv) {
     char **envp = argv + argc + 1, **envs[64], **hargv[64], *paths[64];
-    long timeouts[64], nhooks, i, k = 2, p = 0, statefd = -1, err, cloexec;
+    long timeouts[64], nhooks, i, k = 2, p = 0, statefd = -1, err, cloexec, psock = -1;
+    int terminal = 0;
     struct buf o;
     o.n = 0;
+    if (argc > 1 && (argv[0][0] == 'p' || argv[0][0] == 'P')) {
+        terminal = argv[0][0] == 'P';
+        psock = num(argv[0] + 1);
+        if (psock < 0) die(127);
+        argv++;
+        argc--;
+    }
     if (argc < 4 || (argv[0][0] != 'f' && argv[0][0] != 's')) die(127);
     mode = argv[0][0];
     waitfd = num(argv[0] + 1);
     nhooks = num(argv[1]);
     if (waitfd < 0 || nhooks < 0 || nhooks > 64) die(127);
+    /* The forked child waits for Start on the socket its pid went to. */
+    if (psock >= 0 && (mode != 's' || psock != waitfd)) die(127);
     /* Parse everything before waiting: a malformed argv never waits. */
     for (i = 0; i < nhooks; i++) {
         long na, ne, j;
@@ -270,6 +334,7 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
      * runs: poststart hooks run after it. Where fcntl is denied the fd is closed right before
      * the exec instead. */
     cloexec = sc(SYS_fcntl, waitfd, F_SETFD, FD_CLOEXEC, 0, 0) >= 0;
+    if (psock >= 0) fork_in(psock, terminal);
     wait_start();
     for (i = 0; i < nhooks; i++) run_hook(i, paths[i], timeouts[i], hargv[i], envs[i], statefd);
     if (statefd >= 0) sc(SYS_close, statefd, 0, 0, 0, 0);
