@@ -10,7 +10,7 @@
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 2'| child → parent | `NetDevices`       | only with linux.netDevices: the child is in the container's network namespace (joined, or made at clone or by its unshare), before its fork and anything else; the parent moves the devices into /proc/<pid>/ns/net |
 //! | 3'| parent → child | `NetDevicesDone`   | answer to 2': the devices are in, renamed, with their addresses, up |
-//! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits) |
+//! | 4 | child → parent | `Pid(n)`           | only on the fork path: host pid of the real init (then the intermediate exits); for exec with `fork_last`, sent after Ready by the trampoline (trampoline.c "p"), with no PidSeen |
 //! | 4 | parent → child | `PidSeen`          | answer to 4: the real init is in the container's cgroups (unless the intermediate was cloned into them); it waits for this, so it acts in its cgroups and nothing it sends can overtake its pid |
 //! | 4'| child → parent | `RootMount(id)`    | no mount namespace of the container's own: the mount id of the rootfs clone about to be attached (rootfs/inplace.rs) |
 //! | 4'| parent → child | `RootMountSaved`   | answer to the above: recorded in state.json, so delete finds it even if create dies now |
