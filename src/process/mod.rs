@@ -593,6 +593,14 @@ pub fn launch(
             Some(m) => bail!("sync: expected Pid, got {m:?}"),
             None => bail!("container init exited before forking the process"),
         };
+        // The child holds its end of the socket inside the container, where a process with
+        // CAP_SYS_PTRACE can take a copy (pidfd_getfd) and write to us: a pid is believed only
+        // if it is a child of ours (the guard would otherwise kill whatever process it names).
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        if init_pid == pid || waitid(Id::Pid(nix::unistd::Pid::from_raw(init_pid)), flags).is_err() {
+            bail!("sync: pid {init_pid} from the container's init is not a process berth started");
+        }
         guard.push(init_pid);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     }
