@@ -303,3 +303,23 @@ fn exec_gets_what_create_applied_not_what_config_json_says_now() {
     );
     env.berth(&["kill", &id, "KILL"]).ok();
 }
+
+/// A container at its pids limit still gets an exec'd process, as with runc: the process is
+/// moved into the cgroups once forked (a migration is not a fork), and only its own forks fail.
+#[test]
+fn exec_into_a_container_at_its_pids_limit() {
+    require_root!();
+    let mut env = Env::new(&["sleep", "100"]);
+    env.config["linux"]["resources"] = json!({"pids": {"limit": 1}});
+    env.save();
+    let id = running(&env, "expids");
+    let o = env.berth(&["exec", &id, "sh", "-c", "echo ran; sleep 1 & echo forked"]);
+    assert!(o.stdout.contains("ran"), "{} {}", o.stdout, o.stderr);
+    assert!(
+        !o.stdout.contains("forked") && o.stderr.contains("can't fork"),
+        "{} {}",
+        o.stdout,
+        o.stderr
+    );
+    env.berth(&["delete", "--force", &id]).ok();
+}

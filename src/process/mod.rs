@@ -603,6 +603,15 @@ pub fn launch(
         }
         guard.push(init_pid);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        if !in_cgroup {
+            // It waits for Start: nothing of the program runs before it is inside.
+            place(init_pid)?;
+            if let Some(c) = &plan.attrs.affinity_final {
+                // Joining a cpuset resets the affinity before Linux 6.2.
+                crate::sys::sched_setaffinity(init_pid, &c.mask)
+                    .map_err(|e| anyhow!("set CPU affinity {} (execCPUAffinity.final): {e}", c.text))?;
+            }
+        }
     }
     Ok(Launched {
         pid: init_pid,
