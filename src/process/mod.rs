@@ -570,6 +570,7 @@ pub fn launch(
                 guard.push(p);
                 // The intermediate exits right after sending the pid.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                guard.reaped(pid);
                 place(p)?;
                 ours.send(&Msg::PidSeen)?;
             }
@@ -603,6 +604,7 @@ pub fn launch(
         }
         guard.push(init_pid);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        guard.reaped(pid);
         if !in_cgroup {
             // It waits for Start: nothing of the program runs before it is inside.
             place(init_pid)?;

@@ -92,6 +92,10 @@ impl PidGuard {
     pub fn disarm(&mut self) {
         self.pids.clear();
     }
+    /// `pid` was reaped: its number may be reused by any process from now on.
+    pub fn reaped(&mut self, pid: i32) {
+        self.pids.retain(|&p| p != pid);
+    }
 }
 
 impl Drop for PidGuard {
