@@ -201,6 +201,29 @@ fn kill_leftover(pid: i32) {
     assert!(process_gone(pid), "leftover {pid} still alive");
 }
 
+/// Kills, when dropped, the `sleep` leftovers whose pids the hooks wrote to these files: a failed
+/// assertion must not leave them running (they hold whatever fds the test run had open).
+struct Leftovers(Vec<std::path::PathBuf>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let Some(pid) = std::fs::read_to_string(f)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if std::fs::read(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .starts_with(b"sleep")
+            {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+        }
+    }
+}
+
 #[test]
 fn hooks_writing_a_mebibyte_to_stdout_and_stderr_do_not_block() {
     require_root!();
@@ -289,6 +312,7 @@ fn daemonising_hooks_do_not_hold_up_create_or_delete() {
     let mut env = Env::new(&["true"]);
     let pids = env.dir.join("pids");
     std::fs::create_dir_all(&pids).unwrap();
+    let _leftovers = Leftovers(["createRuntime", "poststop", "failing"].map(|n| pids.join(n)).to_vec());
     let p = pids.display();
     // The background sleep keeps the hook's stdout and stderr open long after the hook exits.
     let daemon = |name: &str, exit: i32| {
@@ -334,6 +358,7 @@ fn hooks_past_their_timeout_are_killed_with_their_children() {
         let mut env = Env::new(&["true"]);
         let pids = env.dir.join("pids");
         std::fs::create_dir_all(&pids).unwrap();
+        let _leftovers = Leftovers(vec![pids.join("child")]);
         let p = pids.display();
         let mut slow = hook(&format!("echo $$ > {p}/hook; sleep 1000 & echo $! > {p}/child; wait"));
         slow["timeout"] = json!(1);
