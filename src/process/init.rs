@@ -113,10 +113,6 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if plan.unshare_flags != 0 {
         step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
     }
-    if plan.joins_cgroups_after_go() {
-        // Placed in the container's cgroups while we unshared (Plan::joins_cgroups_after_go).
-        sync.expect(Msg::Joined)?;
-    }
     if !plan.net_devices.is_empty() {
         // The container's network namespace exists from here on (joined, or made at clone or
         // by the unshare above): the parent moves linux.netDevices into it now, before any
@@ -152,11 +148,6 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             }
         }
     }
-    if plan.new_cgroupns {
-        // In the container's cgroups by now (placed before Go, Joined or PidSeen): they become
-        // the namespace's root, which the cgroupfs mounts show.
-        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
-    }
     if !plan.exec {
         // A new session: the container's init must not share the caller's controlling terminal.
         step("setsid", nix::unistd::setsid().map(drop))?;
@@ -178,6 +169,17 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             sync.send(&Msg::RootMount(id))?;
             sync.expect(Msg::RootMountSaved)
         })?;
+        if plan.joins_cgroups_after_go() {
+            // The parent placed us in the container's cgroups meanwhile (the one exception to
+            // "placed before Go": Plan::joins_cgroups_after_go); its answer says it is done.
+            sync.send(&Msg::JoinWait)?;
+            sync.expect(Msg::Joined)?;
+        }
+        if plan.new_cgroupns {
+            // In the container's cgroups by now: they become the namespace's root, which the
+            // cgroupfs mounts show. (Only create makes a cgroup namespace, always with a rootfs.)
+            step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
+        }
         setup::mount_all(root.as_fd(), rootfs, &|i| mount_source(sync, i))?;
         setup::setup_dev(root.as_fd(), rootfs)?;
         if plan.terminal {

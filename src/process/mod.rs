@@ -380,12 +380,13 @@ impl Plan {
 }
 
 impl Plan {
-    /// The one exception to "placed before Go" (sync.rs `Joined`): on the fast path (every
+    /// The one exception to "placed before Go" (sync.rs `JoinWait`): on the fast path (every
     /// namespace made at clone or by the init's own unshare, no fork) the parent places the
-    /// init while it creates its network, IPC and UTS namespaces, and the init waits for
-    /// `Joined` right after that unshare, before anything else. On v1 the first cgroup.procs
-    /// write after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem),
-    /// milliseconds that would otherwise be added to every `run`.
+    /// init right after Go, while it creates its network, IPC and UTS namespaces and prepares
+    /// its rootfs mount; then it asks (`JoinWait`) and waits for `Joined` before its first
+    /// mount in the rootfs. On v1 the first cgroup.procs write after a quiet spell waits for an
+    /// RCU grace period (cgroup_threadgroup_rwsem), milliseconds that would otherwise be added
+    /// to every `run`.
     pub fn joins_cgroups_after_go(&self) -> bool {
         self.ns.joins.is_empty() && !self.fork_after
     }
@@ -507,7 +508,6 @@ pub fn launch(
     ours.send(&Msg::Go)?;
     if plan.joins_cgroups_after_go() {
         place(pid)?;
-        ours.send(&Msg::Joined)?;
     }
     let mut init_pid = pid;
     let mut console = None;
@@ -574,6 +574,8 @@ pub fn launch(
                 place(p)?;
                 ours.send(&Msg::PidSeen)?;
             }
+            // Placed right after Go (joins_cgroups_after_go), before this loop.
+            Some(Msg::JoinWait) => ours.send(&Msg::Joined)?,
             Some(Msg::RootMount(id)) => {
                 let id = u64::try_from(id).map_err(|_| anyhow!("sync: bad mount id {id}"))?;
                 root_mount(id)?;

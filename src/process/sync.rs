@@ -5,7 +5,8 @@
 //! | # | direction      | message            | when                                                        |
 //! |---|----------------|--------------------|-------------------------------------------------------------|
 //! | 1 | parent → child | `Go`               | id maps written (userns at clone), oom score, the child in the container's cgroups (cloned into them on v2; cgroup.procs written on v1 and hybrid) unless 1' or the fork path (4) places it |
-//! | 1'| parent → child | `Joined`           | the one exception, on the fast path only (`Plan::joins_cgroups_after_go`: no joins, no fork): right after Go, the parent places the init (cgroup.procs on v1 and hybrid: the first write after a quiet spell waits for an RCU grace period) while the init unshares its network, IPC and UTS namespaces; the init waits for it right after that unshare, before it sends or does anything else |
+//! | 1'| child → parent | `JoinWait`         | the one exception, on the fast path only (`Plan::joins_cgroups_after_go`: no joins, no fork): the parent places the init right after Go (cgroup.procs on v1 and hybrid: the first write after a quiet spell waits for an RCU grace period) while it unshares its network, IPC and UTS namespaces and prepares its rootfs mount; then the init asks, before its first mount in the rootfs and its cgroup namespace |
+//! | 1'| parent → child | `Joined`           | answer to `JoinWait`: the init is in its cgroups (the parent placed it before reading any message) |
 //! | 2 | child → parent | `MapRequest`       | only when the child unshared a user ns itself (join path)    |
 //! | 3 | parent → child | `MapDone`          | answer to 2: uid_map / gid_map written                      |
 //! | 2'| child → parent | `NetDevices`       | only with linux.netDevices: the child is in the container's network namespace (joined, or made at clone or by its unshare), before its fork and anything else; the parent moves the devices into /proc/<pid>/ns/net |
@@ -46,6 +47,7 @@ pub enum Msg {
     SeccompFd,
     PidSeen,
     Joined,
+    JoinWait,
     ExecFailed(i32, String),
     RootMount(i32),
     RootMountSaved,
@@ -79,6 +81,7 @@ impl Msg {
             Msg::NetDevicesDone => (19, 0, ""),
             Msg::MountSource(i) => (20, *i, ""),
             Msg::MountSourceFd => (21, 0, ""),
+            Msg::JoinWait => (22, 0, ""),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -114,6 +117,7 @@ impl Msg {
             19 => Msg::NetDevicesDone,
             20 => Msg::MountSource(num),
             21 => Msg::MountSourceFd,
+            22 => Msg::JoinWait,
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -260,6 +264,7 @@ mod tests {
             Msg::RootMountSaved,
             Msg::MountSource(7),
             Msg::Joined,
+            Msg::JoinWait,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
