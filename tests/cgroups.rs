@@ -454,11 +454,14 @@ fn v2_processes_are_cloned_into_their_cgroup() {
     assert_eq!(lines.len(), 2, "{}", o.stdout);
     assert_eq!(lines[0], lines[1], "the exec'd process is not in the init's cgroup");
     assert_eq!(cg_read(&env, &id, &["pids.max"]), "20");
+    // The run's init is cloned into the cgroup; the exec's init is not: it joins the pid
+    // namespace, and the process it forks there is migrated in (a fork into the cgroup would
+    // count against pids.max, and an exec into a container at its limit would fail).
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         text.matches("CLONE_INTO_CGROUP").count(),
-        2,
-        "run and exec were not cloned into the cgroup:\n{text}"
+        1,
+        "run's init was not cloned into the cgroup, or exec's was:\n{text}"
     );
     env.berth(&["delete", "-f", &id]).ok();
     env.assert_gone(&id);

@@ -8,7 +8,7 @@
 # not x86_64, no qemu, no kernel package); a failure under CI or with BERTH_VM_REQUIRED=1.
 # The test binaries run with --include-ignored: tests that need pure cgroup v2 are #[ignore]d
 # so that the host's summary shows them as not run.
-# Env: BERTH_VM_TESTS ("cgroups cgroups_core"; e.g. "cgroups lifecycle"), BERTH_VM_FILTER (test name
+# Env: BERTH_VM_TESTS ("cgroups cgroups_core exec"; e.g. "cgroups lifecycle"), BERTH_VM_FILTER (test name
 # filter passed to the test binaries), BERTH_VM_BUILD (1: run build.sh
 # when artefacts are missing), plus run-in-vm.sh's VM_* variables (VM_OUT: build.sh's output,
 # default integration/vm/out).
@@ -39,7 +39,9 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not inst
 
 # Host-side build: the berth binary and the test executables (their CARGO_BIN_EXE_berth path
 # points into this repo, which the VM mounts at the same path).
-TESTS=${BERTH_VM_TESTS:-cgroups cgroups_core}
+# exec too: on pure v2 the init may be cloned into the cgroup, which changes how an exec's
+# process reaches it (and whether a container at its pids limit still gets one).
+TESTS=${BERTH_VM_TESTS:-cgroups cgroups_core exec}
 targs=()
 for t in $TESTS; do targs+=(--test "$t"); done
 cargo build --quiet

@@ -448,7 +448,12 @@ fn clone_init(plan: &Plan, cgroup: Option<&Manager>) -> Result<(Option<i32>, boo
 }
 
 fn clone_into(plan: &Plan, cgroup: Option<&Manager>) -> Result<(Option<i32>, bool)> {
+    // Only when the clone is the container's process itself. On the fork path the process
+    // forked later would count against pids.max (an exec into a container at its limit would
+    // fail, where runc's succeeds): that one is migrated in once it exists (a migration is not
+    // a fork), and the intermediate stays outside.
     let dir = cgroup
+        .filter(|_| !plan.fork_after)
         .and_then(Manager::clone_target)
         .and_then(|p| crate::sys::open(p, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok());
     if let Some(dir) = dir {
