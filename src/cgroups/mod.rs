@@ -19,6 +19,7 @@ pub mod bpf;
 pub mod detect;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 #[cfg(test)]
 mod tests_fake;
 pub mod v1;
