@@ -9,6 +9,8 @@
 //! conversions (runc's), this file the systemd manager calls.
 
 pub mod dbus;
+pub mod path;
+pub mod props;
 
 use anyhow::{anyhow, Context, Result};
 use dbus::{Conn, Value};
