@@ -80,6 +80,11 @@ impl Systemd {
                 Err(e) => return Err(e),
             }
         };
+        Systemd::over(conn)
+    }
+
+    /// Over an open connection (to a bus daemon or systemd's private socket).
+    pub fn over(conn: Conn) -> Result<Systemd> {
         let mut s = Systemd { conn, version: None };
         if s.conn.is_bus() {
             // JobRemoved is broadcast; a bus daemon routes it only to matching clients.
@@ -255,6 +260,7 @@ pub fn parse_version(s: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     #[test]
     fn versions() {
@@ -263,6 +269,63 @@ mod tests {
         assert_eq!(parse_version("\"v245-1.fc32\""), Some(245));
         assert_eq!(parse_version("245"), Some(245));
         assert_eq!(parse_version("abc"), None);
+    }
+
+    /// Against the real systemd (the systemd VM: integration/vm/run-in-vm.sh with
+    /// VM_SYSTEMD=1), over the system bus and over the private socket: a scope with a
+    /// process and limits, a property update, the errors the driver relies on, stop.
+    #[test]
+    #[ignore = "needs systemd as PID 1 (integration/vm, VM_SYSTEMD=1)"]
+    fn a_scope_through_systemd() {
+        assert!(booted(), "systemd is not PID 1 here");
+        for (addr, bus) in [
+            ("unix:path=/run/dbus/system_bus_socket", true),
+            ("unix:path=/run/systemd/private", false),
+        ] {
+            let mut sd = Systemd::over(Conn::open(addr, bus).unwrap()).unwrap();
+            assert_eq!(sd.version(), 252, "{addr}");
+            let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+            let pid = child.id();
+            let unit = format!("berth-dbustest-{pid}.scope");
+            let props = vec![
+                ("Description".to_string(), Value::str("berth D-Bus test")),
+                ("Slice".into(), Value::str("system.slice")),
+                ("Delegate".into(), Value::Bool(true)),
+                ("PIDs".into(), Value::Array("u".into(), vec![Value::U32(pid)])),
+                ("MemoryAccounting".into(), Value::Bool(true)),
+                ("TasksAccounting".into(), Value::Bool(true)),
+                ("DefaultDependencies".into(), Value::Bool(false)),
+                ("MemoryMax".into(), Value::U64(64 << 20)),
+                ("TasksMax".into(), Value::U64(10)),
+            ];
+            sd.start_transient_unit(&unit, &props, false).unwrap();
+            let dir = std::path::PathBuf::from("/sys/fs/cgroup/system.slice").join(&unit);
+            let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            assert_eq!(cg.trim(), format!("0::/system.slice/{unit}"));
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+            assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+            assert_eq!(read("pids.max"), "10");
+            assert!(sd.unit_exists(&unit).unwrap());
+            sd.set_unit_properties(&unit, &[("MemoryMax".into(), Value::U64(128 << 20))])
+                .unwrap();
+            assert_eq!(read("memory.max"), (128u64 << 20).to_string());
+            // a second start of a running unit: UnitExists (after one reset and retry)
+            let e = sd.start_transient_unit(&unit, &props, false).unwrap_err();
+            assert!(format!("{e:#}").contains("UnitExists"), "{e:#}");
+            sd.start_transient_unit(&unit, &props, true).unwrap();
+            // a bad property is systemd's error, named
+            let e = sd
+                .set_unit_properties(&unit, &[("NoSuchProperty".into(), Value::Bool(true))])
+                .unwrap_err();
+            assert!(format!("{e:#}").contains("org.freedesktop.DBus.Error"), "{e:#}");
+            sd.stop_unit(&unit).unwrap();
+            assert!(!sd.unit_exists(&unit).unwrap());
+            assert!(!dir.exists());
+            // stopping the scope killed its process
+            assert!(child.wait().unwrap().signal().is_some());
+            // stopping what is not there is fine
+            sd.stop_unit(&unit).unwrap();
+        }
     }
 
     #[test]
