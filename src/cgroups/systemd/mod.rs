@@ -11,6 +11,7 @@
 pub mod dbus;
 pub mod path;
 pub mod props;
+pub mod unit;
 
 use anyhow::{anyhow, Context, Result};
 use dbus::{Conn, Value};
@@ -283,6 +284,8 @@ mod tests {
             ("unix:path=/run/systemd/private", false),
         ] {
             let mut sd = Systemd::over(Conn::open(addr, bus).unwrap()).unwrap();
+            let v = sd.manager_property("Version").unwrap();
+            assert!(v.as_str().is_some_and(|v| v.starts_with("252")), "{addr}: {v:?}");
             assert_eq!(sd.version(), 252, "{addr}");
             let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
             let pid = child.id();
