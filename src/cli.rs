@@ -21,10 +21,10 @@ pub struct Cli {
     /// enable debug logging
     #[arg(long)]
     pub debug: bool,
-    /// use the systemd cgroup driver (not built yet: refused by create and run)
+    /// use the systemd cgroup driver (a transient scope unit per container)
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
-    /// cgroup manager: cgroupfs (default), systemd (not built yet) or disabled
+    /// cgroup manager: cgroupfs (default), systemd or disabled
     #[arg(long = "cgroup-manager")]
     pub cgroup_manager: Option<String>,
     /// rootless mode: true, false or auto

@@ -67,6 +67,23 @@ pub struct Manager {
     /// Which of `paths` is a cgroup2 directory, probed once per process (`unified`).
     #[serde(skip)]
     unified_probe: std::cell::OnceCell<Option<PathBuf>>,
+    /// The systemd driver: the container's scope unit, which systemd creates (with the init
+    /// in it) and removes; `paths` are its directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::unit::Unit>,
+    /// systemd, in create's process only: the unit is started when the init exists
+    /// (`add_process`: a scope needs a process), with what `apply` was given before.
+    #[serde(skip)]
+    sd_start: std::cell::RefCell<Option<SystemdStart>>,
+}
+
+/// What the systemd driver's start of the unit needs, gathered before the init exists.
+#[derive(Debug, Clone, Default)]
+struct SystemdStart {
+    id: String,
+    annotations: std::collections::HashMap<String, String>,
+    resources: LinuxResources,
+    devices: Option<Vec<devices::Rule>>,
 }
 
 /// Write one cgroup file; the error names the value, the file and the errno as runc users
@@ -214,6 +231,55 @@ impl Manager {
         Ok(cg)
     }
 
+    /// The systemd driver: the container's scope unit (systemd/path.rs names it from
+    /// cgroupsPath as runc does) and its directory in every hierarchy. Nothing is made here:
+    /// systemd makes the scope when the init exists (`add_process`).
+    pub fn plan_systemd(
+        cgroups_path: Option<&str>,
+        id: &str,
+        rootless: bool,
+        annotations: std::collections::HashMap<String, String>,
+    ) -> Result<Manager> {
+        if !systemd::booted() {
+            bail!("systemd not running on this host, cannot use systemd cgroups manager");
+        }
+        let hs = hierarchies()?;
+        let layout = match (hs.iter().any(|h| h.v2), hs.iter().any(|h| !h.v2)) {
+            (true, false) => Layout::V2,
+            (true, true) => Layout::Hybrid,
+            _ => Layout::V1,
+        };
+        if rootless && layout != Layout::V2 {
+            bail!("cannot use rootless systemd cgroups manager on cgroup v1");
+        }
+        // runc's check, before anything is asked of systemd.
+        systemd::props::annotations(&annotations)?;
+        let unit = systemd::unit::Unit::plan(cgroups_path, id, rootless)?;
+        let paths: Vec<PathBuf> = hs.iter().map(|h| unit.dir(&h.mountpoint)).collect();
+        let freezer = hs
+            .iter()
+            .zip(&paths)
+            .find(|(h, _)| h.controllers.iter().any(|c| c == "freezer"))
+            .map(|(_, p)| p.clone());
+        let cg = Manager {
+            // systemd removes what it made; these are removed after it if they are left
+            // (v1 hierarchies systemd does not manage, sub-cgroups the container made).
+            created: paths.clone(),
+            paths,
+            freezer,
+            rootless,
+            layout: Some(layout),
+            systemd: Some(unit),
+            sd_start: std::cell::RefCell::new(Some(SystemdStart {
+                id: id.to_string(),
+                annotations,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        Ok(cg)
+    }
+
     /// The manager of directories made elsewhere (the unit tests' fake cgroupfs): the layout
     /// is probed from them.
     pub fn for_paths(paths: Vec<PathBuf>) -> Manager {
@@ -254,6 +320,9 @@ impl Manager {
     /// mkdir the reserved directories (parents first), then make the controllers berth writes
     /// available down a cgroup2 tree.
     pub fn create(&mut self) -> Result<()> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         // A probe made before the directories existed would be wrong from here on.
         self.unified_probe = std::cell::OnceCell::new();
         for dir in self.created.clone() {
@@ -331,6 +400,10 @@ impl Manager {
     /// The one cgroup2 directory the init can be cloned straight into (CLONE_INTO_CGROUP),
     /// which avoids the migration and its RCU grace period: pure v2 only.
     pub fn clone_target(&self) -> Option<&Path> {
+        if self.systemd.is_some() {
+            // The scope does not exist before the init does.
+            return None;
+        }
         match &self.paths[..] {
             [p] if self.layout() == Layout::V2 => Some(p),
             _ => None,
@@ -361,8 +434,43 @@ impl Manager {
         Ok(())
     }
 
-    /// Move a process into every hierarchy.
+    /// Move a process into every hierarchy. systemd driver, at create: start the unit with
+    /// the process in it, then write what has no property to the files (runc's Apply and Set).
     pub fn add_process(&self, pid: i32) -> Result<()> {
+        let start = self.sd_start.borrow_mut().take();
+        if let (Some(unit), Some(st)) = (&self.systemd, start) {
+            let v2 = self.layout() == Layout::V2;
+            let mut sd = unit.connect()?;
+            let files = unit.start(
+                &mut sd,
+                &st.id,
+                pid as u32,
+                &st.resources,
+                st.devices.as_deref(),
+                &st.annotations,
+                v2,
+            )?;
+            // v1 hierarchies systemd does not manage get the directory from berth, as runc's
+            // joinCgroups; where systemd put the process already, the write changes nothing.
+            for p in &self.paths {
+                if let Err(e) = std::fs::create_dir(p) {
+                    if e.kind() != std::io::ErrorKind::AlreadyExists {
+                        return Err(anyhow!("create cgroup {}: {e}", p.display()));
+                    }
+                }
+            }
+            self.write_procs(pid)?;
+            if !v2 {
+                for p in &self.paths {
+                    fill_cpusets(p)?;
+                }
+            }
+            return self.apply_files(&files, st.devices.as_deref(), false);
+        }
+        self.write_procs(pid)
+    }
+
+    fn write_procs(&self, pid: i32) -> Result<()> {
         let s = pid.to_string();
         for p in &self.paths {
             if let Err(e) = std::fs::write(p.join("cgroup.procs"), &s) {
@@ -468,6 +576,23 @@ impl Manager {
     /// device policy: `devices` is the complete rule list (devices::rules at create,
     /// devices::from_resources for `update`; None leaves the policy as it is).
     pub fn apply(&self, r: &LinuxResources, devices: Option<&[devices::Rule]>, update: bool) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            if let Some(st) = self.sd_start.borrow_mut().as_mut() {
+                // create: kept for the unit's start (add_process)
+                st.resources = r.clone();
+                st.devices = devices.map(<[devices::Rule]>::to_vec);
+                return Ok(());
+            }
+            // update: the properties first, so that systemd's next re-apply keeps them
+            let mut sd = unit.connect()?;
+            let files = unit.update(&mut sd, r, devices, self.layout() == Layout::V2)?;
+            return self.apply_files(&files, devices, update);
+        }
+        self.apply_files(r, devices, update)
+    }
+
+    /// The cgroupfs writers (both drivers).
+    fn apply_files(&self, r: &LinuxResources, devices: Option<&[devices::Rule]>, update: bool) -> Result<()> {
         let mut r = r.clone();
         r.set_devices(None);
         if self.layout() == Layout::V2 {
@@ -541,11 +666,22 @@ impl Manager {
     /// sub-cgroups its processes made (as runc's RemovePath); a parent berth made stays while
     /// another container's cgroup lives under it.
     pub fn destroy(&self) -> Result<()> {
+        self.stop_unit()?;
         self.destroy_with(RMDIR_TRIES)
+    }
+
+    /// systemd driver: stop the container's unit (systemd kills what is left in it and removes
+    /// its cgroup); a unit that is gone (the init died, the scope emptied) is fine.
+    fn stop_unit(&self) -> Result<()> {
+        match &self.systemd {
+            Some(unit) => unit.connect().and_then(|mut sd| unit.stop(&mut sd)),
+            None => Ok(()),
+        }
     }
 
     /// `destroy` without waiting: fails at once on a directory that is still busy.
     pub fn destroy_once(&self) -> Result<()> {
+        self.stop_unit()?;
         self.destroy_with(0)
     }
 

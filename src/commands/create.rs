@@ -114,7 +114,21 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
         .ok_or_else(|| anyhow!("config.json: linux must be set"))?;
     let cgroup = if use_cgroups {
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
-        let cg = Manager::plan(cp.as_deref(), id, g.rootless())?;
+        let cg = if g.systemd() {
+            let annotations = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+            Manager::plan_systemd(cp.as_deref(), id, g.rootless(), annotations)?
+        } else {
+            if cp
+                .as_deref()
+                .is_some_and(crate::cgroups::systemd::path::looks_like_unit_path)
+            {
+                bail!(
+                    "linux.cgroupsPath {:?} is a systemd path (slice:prefix:name): it needs --systemd-cgroup",
+                    cp.unwrap_or_default()
+                );
+            }
+            Manager::plan(cp.as_deref(), id, g.rootless())?
+        };
         // Before the cleanup owns it: a refused cgroup is someone else's, never killed.
         cg.check_unused()?;
         Some(cg)

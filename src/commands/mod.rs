@@ -49,15 +49,21 @@ impl Global {
             .unwrap_or_else(|| !nix::unistd::geteuid().is_root() || crate::namespaces::running_in_userns())
     }
 
-    /// cgroupfs unless told otherwise; the systemd driver is not built yet.
+    /// cgroupfs unless told otherwise (`--systemd-cgroup` or `--cgroup-manager systemd`: the
+    /// systemd driver; `disabled`: no cgroups).
     pub fn use_cgroups(&self) -> anyhow::Result<bool> {
-        if self.systemd_cgroup || self.cgroup_manager.as_deref() == Some("systemd") {
-            anyhow::bail!("the systemd cgroup driver is not supported yet; use the default cgroupfs driver");
+        if self.systemd_cgroup {
+            return Ok(true);
         }
         match self.cgroup_manager.as_deref() {
-            None | Some("cgroupfs") => Ok(true),
+            None | Some("cgroupfs") | Some("systemd") => Ok(true),
             Some("disabled") => Ok(false),
-            Some(m) => anyhow::bail!("unknown cgroup manager {m:?} (cgroupfs or disabled)"),
+            Some(m) => anyhow::bail!("unknown cgroup manager {m:?} (cgroupfs, systemd or disabled)"),
         }
+    }
+
+    /// The systemd cgroup driver was asked for.
+    pub fn systemd(&self) -> bool {
+        self.systemd_cgroup || self.cgroup_manager.as_deref() == Some("systemd")
     }
 }

@@ -257,12 +257,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     for key in linux.sysctl().as_ref().into_iter().flat_map(|s| s.keys()) {
         check_sysctl(key, &has)?;
     }
-    if let Some(cp) = linux.cgroups_path() {
-        let s = cp.to_string_lossy();
-        if !s.starts_with('/') && s.matches(':').count() == 2 {
-            bail!("linux.cgroupsPath {s:?}: the systemd cgroup driver is not supported yet");
-        }
-    }
     if let Some(s) = linux.seccomp() {
         crate::seccomp::validate(s)?;
     }

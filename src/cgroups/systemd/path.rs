@@ -72,6 +72,12 @@ impl UnitPath {
     }
 }
 
+/// A cgroupsPath written for the systemd driver ("machine.slice:libpod:<id>"): refused by the
+/// cgroupfs driver rather than made into a directory of that name.
+pub fn looks_like_unit_path(p: &str) -> bool {
+    !p.starts_with('/') && p.matches(':').count() == 2
+}
+
 /// runc's ExpandSlice: systemd names nested slices with dashes, "a-b-c.slice" lives at
 /// /a.slice/a-b.slice/a-b-c.slice; "-.slice" is the root.
 pub fn expand_slice(slice: &str) -> Result<String> {
