@@ -1,5 +1,9 @@
-//! The container's init: one ordered list of steps run in the cloned child. It never returns
-//! into the parent's frames: errors go back over the sync socket, then `_exit`.
+//! The init: the cloned child, which only executes the plan. It never returns into the
+//! parent's frames: errors go back over the sync socket, then `_exit`.
+//!
+//! Two jobs, as runc's standard and setns inits: `container_init` makes a new container
+//! (create, run) and `exec_init` puts a process into a running one (exec). Each is one flat,
+//! ordered list of steps; the steps both take are the functions after them.
 
 use super::sync::{Msg, Sync};
 use super::{console, Mode, Plan};
@@ -7,13 +11,18 @@ use crate::rootfs::setup;
 use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
 use std::convert::Infallible;
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 
 pub fn child_main(plan: &Plan, sync: Sync) -> ! {
     let mut sync = Some(sync);
-    match run(plan, &mut sync) {
+    let r = if plan.exec {
+        exec_init(plan, &mut sync)
+    } else {
+        container_init(plan, &mut sync)
+    };
+    match r {
         Ok(never) => match never {},
         Err(e) => {
             let errno = e.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32).unwrap_or(0);
@@ -30,8 +39,247 @@ pub fn child_main(plan: &Plan, sync: Sync) -> ! {
     }
 }
 
+/// create and run: set up the container (namespaces, rootfs, process) and wait for start.
+fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
+    let Some(rootfs) = &plan.rootfs else {
+        bail!("no rootfs plan")
+    };
+    let sync = begin(plan, sync_slot)?;
+    join_namespaces(&plan.ns.joins)?;
+    if plan.userns_in_child {
+        // Joined namespaces first (they need our host capabilities), then the new user namespace.
+        step("unshare user namespace", sys::unshare(libc::CLONE_NEWUSER))?;
+        // Dumpable only while the parent writes our maps (runc does the same).
+        step("set dumpable", sys::set_dumpable(true))?;
+        sync.send(&Msg::MapRequest)?;
+        sync.expect(Msg::MapDone)?;
+        step("set non-dumpable", sys::set_dumpable(false))?;
+    }
+    if plan.unshare_flags != 0 {
+        step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
+    }
+    if !plan.net_devices.is_empty() {
+        // The container's network namespace exists from here on (joined, or made at clone or
+        // by the unshare above): the parent moves linux.netDevices into it now, before any
+        // hook or process of the container runs (runc moves them at the same point).
+        sync.send(&Msg::NetDevices)?;
+        sync.expect(Msg::NetDevicesDone)?;
+    }
+    if !plan.ns.time_offsets.is_empty() {
+        // Offsets can only be set before any process enters the new time namespace.
+        std::fs::write("/proc/self/timens_offsets", &plan.ns.time_offsets).context("write timens_offsets")?;
+    }
+    // Only now: /proc/self of a non-dumpable process belongs to the host's root, so in a new
+    // user namespace timens_offsets can be opened only before our uid changes.
+    become_root(plan)?;
+    if plan.fork_after {
+        fork_real_init(sync)?;
+    }
+    // A new session: the container's init must not share the caller's controlling terminal.
+    step("setsid", nix::unistd::setsid().map(drop))?;
+    join_session_keyring(plan)?;
+
+    // The rootfs. Device nodes and mount points get exactly the modes the config asks for.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let root = setup::prepare(rootfs, &|id| {
+        let id = i32::try_from(id).map_err(|_| anyhow!("mount id {id} of the rootfs clone is out of range"))?;
+        sync.send(&Msg::RootMount(id))?;
+        sync.expect(Msg::RootMountSaved)
+    })?;
+    if plan.joins_cgroups_after_go() {
+        // The parent placed us in the container's cgroups meanwhile (the one exception to
+        // "placed before Go": Plan::joins_cgroups_after_go); its answer says it is done.
+        sync.send(&Msg::JoinWait)?;
+        sync.expect(Msg::Joined)?;
+    }
+    if plan.new_cgroupns {
+        // In the container's cgroups by now: they become the namespace's root, which the
+        // cgroupfs mounts show. (Only create makes a cgroup namespace, always with a rootfs.)
+        step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
+    }
+    setup::mount_all(root.as_fd(), rootfs, &|i| mount_source(sync, i))?;
+    setup::setup_dev(root.as_fd(), rootfs)?;
+    let tty = match plan.terminal {
+        true => {
+            let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
+            sync.send_fd(&Msg::Console, master.as_fd())?;
+            Some(peer)
+        }
+        false => None,
+    };
+    let hook_state = match &plan.hooks {
+        Some(h) => Some(create_container_hooks(h, sync, root.as_fd())?),
+        None => None,
+    };
+    setup::write_sysctls(&plan.sysctls)?;
+    setup::mask_and_protect(root.as_fd(), rootfs)?;
+    if let Some(h) = &plan.hostname {
+        step("sethostname", nix::unistd::sethostname(h))?;
+    }
+    if let Some(d) = &plan.domainname {
+        step("setdomainname", sys::setdomainname(d))?;
+    }
+    setup::make_cwd(root.as_fd(), &plan.cwd)?;
+    setup::finalize(root.as_fd(), rootfs)?;
+    setup::enter(root, rootfs)?;
+
+    // The process.
+    let home = home_env(plan);
+    let keep = Kept::prepare(plan, sync, tty.as_ref(), hook_state.as_deref())?;
+    process_attributes(plan)?;
+    if !plan.no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
+        // drop (runc's standard_init_linux.go order).
+        load_seccomp(plan, sync)?;
+    }
+    become_user(plan, tty.as_ref())?;
+    if plan.no_new_privs {
+        step("set no_new_privs", sys::set_no_new_privs())?;
+    }
+    if let Some(peer) = tty {
+        // The pty is the process's stdio now; the peer fd itself is not kept.
+        console::attach(&peer, true)?;
+    }
+    let path = lookup_checked(plan)?;
+    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    // The exec attribute only labels the next execve, which is the container's process; it is
+    // written before the filter so profiles need not allow berth's procfs write.
+    super::lsm::apply(&plan.lsm)?;
+    if plan.no_new_privs {
+        // As late as possible, so profiles need not allow berth's own setup syscalls; still
+        // before Ready, so a notify listener fd reaches the agent during create (as runc).
+        load_seccomp(plan, sync)?;
+    }
+    sync.send(&Msg::Ready)?;
+    if plan.mode == Mode::Create {
+        sync.expect(Msg::Committed)?;
+        // `create` returns now: the container must outlive it.
+        step("clear parent death signal", sys::set_pdeathsig(0))?;
+    }
+    let envp = envp(plan, home.as_ref());
+    exec_trampoline(plan, keep, &path, &envp)?;
+    match plan.mode {
+        Mode::Run => wait_for_start_message(sync)?,
+        Mode::Create => {
+            *sync_slot = None;
+            wait_for_start(plan)?;
+        }
+    }
+    if let (Some(h), Some(state)) = (&plan.hooks, &hook_state) {
+        // startContainer: in the container, after start, right before the process runs.
+        // In the process's cwd (entered above), as runc's.
+        crate::hooks::run_all(
+            "startContainer",
+            crate::hooks::list(h.hooks.start_container()),
+            state,
+            None,
+        )?;
+    }
+    exec_program(plan, &path, &envp)
+}
+
+/// exec: join the running container's namespaces and start a process there. The plan joins
+/// every namespace (commands/exec.rs; process/mod.rs `exec_plans_only_join`), so none of
+/// create's unshares, user namespace maps, network devices, time offsets, rootfs or hooks
+/// apply, and a session of its own only comes with a terminal.
+///
+/// With `fork_last`, every step below runs outside the container's pid namespace (setns only
+/// marks our children): the trampoline we end as forks the process into it (SECURITY.md).
+fn exec_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
+    let sync = begin(plan, sync_slot)?;
+    if plan.fork_last {
+        // Labels the next execve: the trampoline's, as on the other path (the process it forks
+        // keeps the label). Written now, through the host's procfs: once in the container's
+        // mount namespace our /proc/thread-self is not there (we are not in its pid namespace).
+        super::lsm::apply(&plan.lsm)?;
+    }
+    join_namespaces(&plan.ns.joins)?;
+    if let Some(root) = &plan.exec_root {
+        // exec into a container without a mount namespace of its own: the namespace joined
+        // (the host's, or the one create joined) has the host's root, not the container's;
+        // the container's is its init's, a chroot (rootfs/inplace.rs). runc leaves the
+        // process at the namespace's root, in the host's filesystem.
+        step("chdir to the container's root", nix::unistd::fchdir(root.as_raw_fd()))?;
+        step("chroot into the container's root", nix::unistd::chroot("."))?;
+    }
+    become_root(plan)?;
+    if plan.fork_after && !plan.fork_last {
+        // (With fork_last the trampoline makes this fork, after everything else: see
+        // exec_trampoline.)
+        fork_real_init(sync)?;
+    }
+    join_session_keyring(plan)?;
+    let tty = match plan.terminal {
+        true => {
+            // Its own session, and a pty from the container's devpts. With fork_last the
+            // session is the forked process's own (trampoline.c "P").
+            if !plan.fork_last {
+                step("setsid", nix::unistd::setsid().map(drop))?;
+            }
+            let ptmx = sys::open("/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
+                .map_err(|e| anyhow!("open /dev/pts/ptmx in the container: {e}"))?;
+            let (master, peer) = console::open_pty(ptmx, plan.console_size)?;
+            sync.send_fd(&Msg::Console, master.as_fd())?;
+            Some(peer)
+        }
+        false => None,
+    };
+
+    // The process: create's steps, in create's order.
+    let home = home_env(plan);
+    let keep = Kept::prepare(plan, sync, tty.as_ref(), None)?;
+    process_attributes(plan)?;
+    if !plan.no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
+        // drop.
+        load_seccomp(plan, sync)?;
+    }
+    become_user(plan, tty.as_ref())?;
+    if plan.no_new_privs {
+        step("set no_new_privs", sys::set_no_new_privs())?;
+    }
+    if let Some(peer) = tty {
+        // With fork_last the forked process takes the pty as its controlling terminal.
+        console::attach(&peer, !plan.fork_last)?;
+    }
+    let path = lookup_checked(plan)?;
+    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    if !plan.fork_last {
+        // Labels the next execve, before the filter (as in container_init).
+        super::lsm::apply(&plan.lsm)?;
+    }
+    if plan.no_new_privs {
+        load_seccomp(plan, sync)?;
+    }
+    sync.send(&Msg::Ready)?;
+    let envp = envp(plan, home.as_ref());
+    exec_trampoline(plan, keep, &path, &envp)?;
+    wait_for_start_message(sync)?;
+    exec_program(plan, &path, &envp)
+}
+
+/// The first steps of both inits. Returns the sync socket.
+fn begin<'a>(plan: &Plan, sync_slot: &'a Option<Sync>) -> Result<&'a Sync> {
+    if let Some(fd) = plan.lock_fd {
+        // Our copy of the parent's state-dir lock: holding it would block every later command.
+        let _ = nix::unistd::close(fd);
+    }
+    let Some(sync) = sync_slot.as_ref() else {
+        bail!("no sync socket")
+    };
+    // Die with the parent while being set up; re-armed below after credential changes
+    // (the kernel clears it on every uid/gid/capability change).
+    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    sync.expect(Msg::Go)?;
+    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962):
+    // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
+    // our uid_map before Go, and that file belongs to root while we are non-dumpable.
+    step("set non-dumpable", sys::set_dumpable(false))?;
+    Ok(sync)
+}
+
 /// Mount `i`'s source, made by berth's host side (sync.rs `MountSource`).
-fn mount_source(sync: &super::sync::Sync, i: usize) -> Result<std::os::fd::OwnedFd> {
+fn mount_source(sync: &Sync, i: usize) -> Result<OwnedFd> {
     sync.send(&Msg::MountSource(i32::try_from(i).context("mount index")?))?;
     sync.expect_fd(Msg::MountSourceFd)
 }
@@ -70,88 +318,35 @@ fn join_namespaces(joins: &[crate::namespaces::Join]) -> Result<()> {
     Ok(())
 }
 
-fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
-    if let Some(fd) = plan.lock_fd {
-        // Our copy of the parent's state-dir lock: holding it would block every later command.
-        let _ = nix::unistd::close(fd);
-    }
-    let Some(sync) = sync_slot.as_ref() else {
-        bail!("no sync socket")
-    };
-    // Die with the parent while being set up; re-armed below after credential changes
-    // (the kernel clears it on every uid/gid/capability change).
-    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    sync.expect(Msg::Go)?;
-    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962):
-    // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
-    // our uid_map before Go, and that file belongs to root while we are non-dumpable.
-    step("set non-dumpable", sys::set_dumpable(false))?;
-    if plan.fork_last {
-        // Labels the next execve: the trampoline's, as on the other path (the process it forks
-        // keeps the label). Written now, through the host's procfs: once in the container's
-        // mount namespace our /proc/thread-self is not there (we are not in its pid namespace).
-        super::lsm::apply(&plan.lsm)?;
-    }
-    join_namespaces(&plan.ns.joins)?;
-    if let Some(root) = &plan.exec_root {
-        // exec into a container without a mount namespace of its own: the namespace joined
-        // (the host's, or the one create joined) has the host's root, not the container's;
-        // the container's is its init's, a chroot (rootfs/inplace.rs). runc leaves the
-        // process at the namespace's root, in the host's filesystem.
-        step("chdir to the container's root", nix::unistd::fchdir(root.as_raw_fd()))?;
-        step("chroot into the container's root", nix::unistd::chroot("."))?;
-    }
-    if plan.userns_in_child {
-        // Joined namespaces first (they need our host capabilities), then the new user namespace.
-        step("unshare user namespace", sys::unshare(libc::CLONE_NEWUSER))?;
-        // Dumpable only while the parent writes our maps (runc does the same).
-        step("set dumpable", sys::set_dumpable(true))?;
-        sync.send(&Msg::MapRequest)?;
-        sync.expect(Msg::MapDone)?;
-        step("set non-dumpable", sys::set_dumpable(false))?;
-    }
-    if plan.unshare_flags != 0 {
-        step("unshare namespaces", sys::unshare(plan.unshare_flags))?;
-    }
-    if !plan.net_devices.is_empty() {
-        // The container's network namespace exists from here on (joined, or made at clone or
-        // by the unshare above): the parent moves linux.netDevices into it now, before any
-        // hook or process of the container runs (runc moves them at the same point).
-        sync.send(&Msg::NetDevices)?;
-        sync.expect(Msg::NetDevicesDone)?;
-    }
-    if !plan.ns.time_offsets.is_empty() {
-        // Offsets can only be set before any process enters the new time namespace.
-        std::fs::write("/proc/self/timens_offsets", &plan.ns.time_offsets).context("write timens_offsets")?;
-    }
-    // Only now: /proc/self of a non-dumpable process belongs to the host's root, so in a new
-    // user namespace timens_offsets can be opened only before our uid changes.
+/// root in the container's user namespace (Plan::become_root).
+fn become_root(plan: &Plan) -> Result<()> {
     if plan.become_root {
         step("setresgid 0 in the user namespace", sys::setresgid(0))?;
         step("setresuid 0 in the user namespace", sys::setresuid(0))?;
     }
-    if plan.fork_after && !plan.fork_last {
-        // pid and time namespaces apply to children only: the real init is our child, made a
-        // child of the berth parent (CLONE_PARENT) so `run` can wait for it. (With fork_last
-        // the trampoline makes that fork, after everything else: see its exec below.)
-        match super::spawn::clone(libc::CLONE_PARENT)? {
-            Some(pid) => {
-                sync.send(&Msg::Pid(pid))?;
-                sys::exit_now(0);
-            }
-            None => {
-                step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-                // The intermediate's Pid and our own messages share the socket: wait until the
-                // parent has our pid (and placed us in the cgroups), or a fast Ready could
-                // overtake it.
-                sync.expect(Msg::PidSeen)?;
-            }
+    Ok(())
+}
+
+/// pid and time namespaces apply to children only: the real init is our child, made a child
+/// of the berth parent (CLONE_PARENT) so `run` can wait for it. The intermediate (us) sends
+/// its pid and exits; the child returns.
+fn fork_real_init(sync: &Sync) -> Result<()> {
+    match super::spawn::clone(libc::CLONE_PARENT)? {
+        Some(pid) => {
+            sync.send(&Msg::Pid(pid))?;
+            sys::exit_now(0);
+        }
+        None => {
+            step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+            // The intermediate's Pid and our own messages share the socket: wait until the
+            // parent has our pid (and placed us in the cgroups), or a fast Ready could
+            // overtake it.
+            sync.expect(Msg::PidSeen)
         }
     }
-    if !plan.exec {
-        // A new session: the container's init must not share the caller's controlling terminal.
-        step("setsid", nix::unistd::setsid().map(drop))?;
-    }
+}
+
+fn join_session_keyring(plan: &Plan) -> Result<()> {
     if let Some(name) = &plan.session_keyring {
         match sys::join_session_keyring(name) {
             // Kernels without keyrings, or a seccomp filter of the caller that denies keyctl.
@@ -159,105 +354,51 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             Err(e) => bail!("join session keyring: {e}"),
         }
     }
-    let mut tty = None;
-    let mut hook_state: Option<Vec<u8>> = None;
-    if let Some(rootfs) = &plan.rootfs {
-        // Device nodes and mount points get exactly the modes the config asks for.
-        nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        let root = setup::prepare(rootfs, &|id| {
-            let id = i32::try_from(id).map_err(|_| anyhow!("mount id {id} of the rootfs clone is out of range"))?;
-            sync.send(&Msg::RootMount(id))?;
-            sync.expect(Msg::RootMountSaved)
-        })?;
-        if plan.joins_cgroups_after_go() {
-            // The parent placed us in the container's cgroups meanwhile (the one exception to
-            // "placed before Go": Plan::joins_cgroups_after_go); its answer says it is done.
-            sync.send(&Msg::JoinWait)?;
-            sync.expect(Msg::Joined)?;
-        }
-        if plan.new_cgroupns {
-            // In the container's cgroups by now: they become the namespace's root, which the
-            // cgroupfs mounts show. (Only create makes a cgroup namespace, always with a rootfs.)
-            step("unshare cgroup namespace", sys::unshare(libc::CLONE_NEWCGROUP))?;
-        }
-        setup::mount_all(root.as_fd(), rootfs, &|i| mount_source(sync, i))?;
-        setup::setup_dev(root.as_fd(), rootfs)?;
-        if plan.terminal {
-            let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
-            sync.send_fd(&Msg::Console, master.as_fd())?;
-            tty = Some(peer);
-        }
-        if let Some(h) = &plan.hooks {
-            sync.send(&Msg::Hooks)?;
-            let pid = match sync.recv()? {
-                Some(Msg::HooksDone(pid)) => pid,
-                Some(Msg::Error(_, m)) => bail!("{m}"),
-                other => bail!("sync: expected HooksDone, got {other:?}"),
-            };
-            let state = h.state("creating", pid);
-            // createContainer: in the container's namespaces, before pivot_root (the path is
-            // still resolved in the runtime's mount view), in the container's root as runc's
-            // (its prepareRootfs chdirs there): hooks write paths relative to it.
-            step("chdir to the rootfs", nix::unistd::fchdir(root.as_raw_fd()))?;
-            crate::hooks::run_all(
-                "createContainer",
-                crate::hooks::list(h.hooks.create_container()),
-                &state,
-                None,
-            )?;
-            // startContainer hooks run after `start`: they see the container as runc shows it
-            // to them, `created`.
-            hook_state = Some(h.state("created", pid));
-        }
-        setup::write_sysctls(&plan.sysctls)?;
-        setup::mask_and_protect(root.as_fd(), rootfs)?;
-        if let Some(h) = &plan.hostname {
-            step("sethostname", nix::unistd::sethostname(h))?;
-        }
-        if let Some(d) = &plan.domainname {
-            step("setdomainname", sys::setdomainname(d))?;
-        }
-        setup::make_cwd(root.as_fd(), &plan.cwd)?;
-        setup::finalize(root.as_fd(), rootfs)?;
-        setup::enter(root, rootfs)?;
-    }
+    Ok(())
+}
 
-    if plan.exec && plan.terminal {
-        // exec with a terminal: its own session, and a pty from the container's devpts. With
-        // fork_last the session is the forked process's own (trampoline.c "P").
-        if !plan.fork_last {
-            step("setsid", nix::unistd::setsid().map(drop))?;
-        }
-        let ptmx = sys::open("/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
-            .map_err(|e| anyhow!("open /dev/pts/ptmx in the container: {e}"))?;
-        let (master, peer) = console::open_pty(ptmx, plan.console_size)?;
-        sync.send_fd(&Msg::Console, master.as_fd())?;
-        tty = Some(peer);
-    }
-    // runc: a process env without HOME gets the user's home from the container's /etc/passwd,
-    // or "/" (Kubernetes and other engines that pass no HOME rely on it). Looked up now, in
-    // the container's root, while still privileged.
-    let home = home_env(plan);
-    // Nothing of berth's or its caller's may reach the container (CVE-2024-21626), and the init
-    // waiting for `start` must hold nothing of the host: every fd but the preserved ones and
-    // the few still needed is closed now, before any seccomp filter that may deny close_range.
-    let keep = Kept::prepare(plan, sync, tty.as_ref(), hook_state.as_deref())?;
+/// prestart and createRuntime (run by the parent), then createContainer; returns the state
+/// JSON the startContainer hooks will read.
+fn create_container_hooks(h: &crate::hooks::HookCtx, sync: &Sync, root: BorrowedFd) -> Result<Vec<u8>> {
+    sync.send(&Msg::Hooks)?;
+    let pid = match sync.recv()? {
+        Some(Msg::HooksDone(pid)) => pid,
+        Some(Msg::Error(_, m)) => bail!("{m}"),
+        other => bail!("sync: expected HooksDone, got {other:?}"),
+    };
+    let state = h.state("creating", pid);
+    // createContainer: in the container's namespaces, before pivot_root (the path is
+    // still resolved in the runtime's mount view), in the container's root as runc's
+    // (its prepareRootfs chdirs there): hooks write paths relative to it.
+    step("chdir to the rootfs", nix::unistd::fchdir(root.as_raw_fd()))?;
+    crate::hooks::run_all(
+        "createContainer",
+        crate::hooks::list(h.hooks.create_container()),
+        &state,
+        None,
+    )?;
+    // startContainer hooks run after `start`: they see the container as runc shows it
+    // to them, `created`.
+    Ok(h.state("created", pid))
+}
+
+/// rlimits, then personality, scheduler, I/O priority, memory policy and the CPU affinity
+/// (the cpuset's CPUs, or exec's execCPUAffinity.final), which all survive execve. Set now:
+/// inside the cgroups (joining a cpuset resets the affinity), while still privileged
+/// (SCHED_FIFO needs CAP_SYS_NICE, IOPRIO_CLASS_RT CAP_SYS_ADMIN) and before any seccomp
+/// filter, which may deny these syscalls (runc sets them before its filter too).
+fn process_attributes(plan: &Plan) -> Result<()> {
     super::rlimits::apply(&plan.rlimits)?;
-    // Personality, scheduler, I/O priority, memory policy and the CPU affinity (the cpuset's
-    // CPUs, or exec's execCPUAffinity.final) all survive execve. Set now: inside the cgroups (joining a cpuset resets the affinity), while
-    // still privileged (SCHED_FIFO needs CAP_SYS_NICE, IOPRIO_CLASS_RT CAP_SYS_ADMIN) and before
-    // any seccomp filter, which may deny these syscalls (runc sets them before its filter too).
-    super::attrs::apply(&plan.attrs)?;
-    if !plan.no_new_privs {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
-        // drop (runc's standard_init_linux.go order).
-        load_seccomp(plan, sync)?;
-    }
+    super::attrs::apply(&plan.attrs)
+}
+
+/// The cwd, the bounding set, groups, gid and uid, the capabilities and the umask.
+fn become_user(plan: &Plan, tty: Option<&OwnedFd>) -> Result<()> {
     // runc (finalizeNamespace): the cwd is entered while still privileged, so a user that
     // cannot search it still starts there; only a permission error is retried as the user
     // (a cwd on a volume owned by the container's user that root may not search, e.g. NFS).
     let cwd_as_user = enter_cwd(plan, true)?;
-    if let Some(peer) = &tty {
+    if let Some(peer) = tty {
         console::give_to_user(peer, plan.uid)?;
     }
     super::caps::drop_bounding(&plan.caps, plan.cap_last_cap)?;
@@ -277,38 +418,31 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     check_cwd()?;
     super::caps::apply(&plan.caps)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(plan.umask));
-    if plan.no_new_privs {
-        step("set no_new_privs", sys::set_no_new_privs())?;
-    }
-    if let Some(peer) = tty.take() {
-        // The pty is the process's stdio now; the peer fd itself is not kept.
-        console::attach(&peer, !plan.fork_last)?;
-    }
-    // Resolved now, so a missing binary fails `create`, not `start` (as runc).
+    Ok(())
+}
+
+/// The program's path, resolved now, so a missing binary fails `create`, not `start` (as
+/// runc), and checked not to be berth's own binary (CVE-2019-5736).
+fn lookup_checked(plan: &Plan) -> Result<CString> {
     let path = lookup(plan)?;
     if let Some(me) = plan.self_exe {
         use std::os::unix::ffi::OsStrExt;
         super::exe_guard::check(std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes())), me)?;
     }
-    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    // The exec attribute only labels the next execve, which is the container's process; it is
-    // written before the filter so profiles need not allow berth's procfs write.
-    if !plan.fork_last {
-        super::lsm::apply(&plan.lsm)?;
-    }
-    if plan.no_new_privs {
-        // As late as possible, so profiles need not allow berth's own setup syscalls; still
-        // before Ready, so a notify listener fd reaches the agent during create (as runc).
-        load_seccomp(plan, sync)?;
-    }
-    sync.send(&Msg::Ready)?;
-    if plan.mode == Mode::Create {
-        sync.expect(Msg::Committed)?;
-        // `create` returns now: the container must outlive it.
-        step("clear parent death signal", sys::set_pdeathsig(0))?;
-    }
-    let mut argv: Vec<&std::ffi::CStr> = plan.args.iter().map(|a| a.as_c_str()).collect();
-    let envp: Vec<&std::ffi::CStr> = plan.env.iter().chain(home.as_ref()).map(|e| e.as_c_str()).collect();
+    Ok(path)
+}
+
+/// The program's environment: process.env, and HOME unless it sets it.
+fn envp<'a>(plan: &'a Plan, home: Option<&'a CString>) -> Vec<&'a CStr> {
+    plan.env.iter().chain(home).map(|e| e.as_c_str()).collect()
+}
+
+/// Exec the trampoline, which waits for start, runs the startContainer hooks and execs the
+/// program: from here on the container's pid 1 is a sealed ~10 KB memfd, not berth's binary,
+/// and holds only the fds it needs (trampoline.c). Our copy of the sync socket closes at this
+/// exec: the parent sees EOF once the trampoline runs. Returns only where the trampoline
+/// cannot run and berth itself waits for start, with `keep` closed.
+fn exec_trampoline(plan: &Plan, keep: Kept, path: &CString, envp: &[&CStr]) -> Result<()> {
     sys::reset_signal_dispositions();
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -316,20 +450,15 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         None,
     );
     if let (Some(t), Some(wait)) = (&plan.trampoline, &keep.wait) {
-        // The trampoline waits for start, runs the startContainer hooks and execs the program:
-        // from here on the container's pid 1 is a sealed ~10 KB memfd, not berth's binary, and
-        // holds only the fds it needs (trampoline.c). Our copy of the sync socket closes at this
-        // exec: `create` sees EOF once the trampoline runs.
-        let targs = trampoline_args(plan, wait.as_raw_fd(), keep.state.as_ref(), &path)?;
-        let mut targv: Vec<&std::ffi::CStr> = targs.iter().map(|a| a.as_c_str()).collect();
-        targv.append(&mut argv);
+        let targs = trampoline_args(plan, wait.as_raw_fd(), keep.state.as_ref(), path)?;
+        let targv: Vec<&CStr> = targs.iter().chain(&plan.args).map(|a| a.as_c_str()).collect();
         let denied = |e| {
             matches!(
                 e,
                 nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES
             )
         };
-        let e = sys::execveat_fd(t.as_fd(), &targv, &envp);
+        let e = sys::execveat_fd(t.as_fd(), &targv, envp);
         if !denied(e) || plan.fork_last {
             // fork_last: we are outside the container's pid namespace, so neither its
             // /proc/self nor waiting ourselves can stand in (the program would run outside it).
@@ -343,38 +472,29 @@ fn run(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             .is_ok_and(|t| t == libc::PROC_SUPER_MAGIC);
         if procfs {
             let via_proc = CString::new(format!("/proc/self/fd/{}", t.as_raw_fd()))?;
-            let e = sys::execve(&via_proc, &targv, &envp);
+            let e = sys::execve(&via_proc, &targv, envp);
             if !denied(e) {
                 bail!("exec the init trampoline: {}", crate::errtext::errno(e));
             }
         }
         crate::log::debug(&format!("exec the init trampoline: {e}; berth waits for start itself"));
-        argv = plan.args.iter().map(|a| a.as_c_str()).collect();
     }
     drop(keep);
-    match plan.mode {
-        Mode::Run => {
-            sync.expect(Msg::Start)?;
-            step("clear parent death signal", sys::set_pdeathsig(0))?;
-            // The socket stays open: it is CLOEXEC, so the parent's EOF confirms the execve,
-            // and an exec error still reaches the parent.
-        }
-        Mode::Create => {
-            *sync_slot = None;
-            wait_for_start(plan)?;
-        }
-    }
-    if let (Some(h), Some(state)) = (&plan.hooks, &hook_state) {
-        // startContainer: in the container, after start, right before the process runs.
-        // In the process's cwd (entered above), as runc's.
-        crate::hooks::run_all(
-            "startContainer",
-            crate::hooks::list(h.hooks.start_container()),
-            state,
-            None,
-        )?;
-    }
-    let e = sys::execve(&path, &argv, &envp);
+    Ok(())
+}
+
+/// run and exec, where berth itself waits: the parent's Start.
+fn wait_for_start_message(sync: &Sync) -> Result<()> {
+    sync.expect(Msg::Start)?;
+    step("clear parent death signal", sys::set_pdeathsig(0))?;
+    // The socket stays open: it is CLOEXEC, so the parent's EOF confirms the execve, and an
+    // exec error still reaches the parent.
+    Ok(())
+}
+
+fn exec_program(plan: &Plan, path: &CString, envp: &[&CStr]) -> Result<Infallible> {
+    let argv: Vec<&CStr> = plan.args.iter().map(|a| a.as_c_str()).collect();
+    let e = sys::execve(path, &argv, envp);
     Err(anyhow!(
         "unable to start container process: exec {:?}: {}",
         path,

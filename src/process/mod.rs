@@ -958,6 +958,23 @@ mod tests {
         assert_eq!(e, "namespaces opened (0x0) are not the ones planned (0x40000000)");
     }
 
+    /// What exec_init (init.rs) leaves out: an exec plan, every namespace a path as
+    /// commands/exec.rs builds it, makes nothing and has no rootfs or hooks.
+    #[test]
+    fn exec_plans_only_join() {
+        let mut s = config(
+            json!([{"type": "user", "path": "/u"}, {"type": "pid", "path": "/p"}, {"type": "mount", "path": "/m"}, {"type": "network", "path": "/n"}, {"type": "cgroup", "path": "/c"}]),
+            None,
+        );
+        s.set_hooks(Some(
+            serde_json::from_value(json!({"createContainer": [{"path": "/bin/true"}]})).unwrap(),
+        ));
+        let p = decide(&s, true).unwrap();
+        assert_eq!((p.clone_flags, p.unshare_flags), (0, 0));
+        assert!(!p.userns_in_child && !p.new_cgroupns && p.fork_after && p.become_root);
+        assert!(p.rootfs.is_none() && p.hooks.is_none() && p.net_devices.is_empty());
+    }
+
     #[test]
     fn joins_are_planned_in_setns_order() {
         let p = decide(
