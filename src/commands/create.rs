@@ -266,8 +266,8 @@ pub fn check_terminal(terminal: bool, socket: bool, foreground: bool) -> Result<
 pub fn create(g: &Global, opts: &CreateOpts, id: &str) -> Result<i32> {
     let mut m = make(g, opts, id, Mode::Create, false)?;
     process::console::hand_over(m.launched.console.take(), opts.console_socket.as_deref())?;
-    m.launched.sync.send(&Msg::Committed)?;
-    // EOF: the init dropped its parent-death signal and closed its end; we may exit.
+    m.launched.sync.send(&Msg::Committed)?; // sync 19
+                                            // EOF: the init dropped its parent-death signal and closed its end; we may exit.
     m.launched.sync.expect_eof()?;
     m.disarm();
     Ok(0)
@@ -307,7 +307,8 @@ pub fn run(g: &Global, opts: &CreateOpts, id: &str, detach: bool, keep: bool) ->
     let mut m = make(g, opts, id, Mode::Run, !detach)?;
     let master = process::console::hand_over(m.launched.console.take(), opts.console_socket.as_deref())?;
     let listener = crate::notify::listen_if(&m.container.dir, m.container.state.notify_socket.as_deref())?;
-    m.launched.sync.send(&Msg::Start)?;
+    m.launched.sync.send(&Msg::Start)?; // sync 21
+                                        // EOF: the program runs; or sync 22 or 23 from the trampoline.
     m.launched.sync.expect_eof()?;
     m.disarm();
     if let Err(e) = m.container.run_poststart() {

@@ -254,7 +254,8 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     }
     process::console::send_pidfd(pidfd_socket, launched.pid, "setns")?;
     let master = process::console::hand_over(launched.console.take(), e.console_socket.as_deref())?;
-    launched.sync.send(&Msg::Start)?;
+    launched.sync.send(&Msg::Start)?; // sync 21
+                                      // EOF: the program runs; or sync 22 or 23 from the trampoline.
     launched.sync.expect_eof()?;
     launched.guard.disarm();
     if e.detach {

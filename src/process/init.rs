@@ -3,7 +3,8 @@
 //!
 //! Two jobs, as runc's standard and setns inits: `container_init` makes a new container
 //! (create, run) and `exec_init` puts a process into a running one (exec). Each is one flat,
-//! ordered list of steps; the steps both take are the functions after them.
+//! ordered list of steps; the steps both take are the functions after them. `// sync N`
+//! marks where a step of the protocol (process/sync.rs) is sent or waited for.
 
 use super::sync::{Msg, Sync};
 use super::{console, Mode, Plan};
@@ -28,7 +29,7 @@ pub fn child_main(plan: &Plan, sync: Sync) -> ! {
             let errno = e.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32).unwrap_or(0);
             let sent = sync
                 .as_ref()
-                .is_some_and(|s| s.send(&Msg::Error(errno, format!("{e:#}"))).is_ok());
+                .is_some_and(|s| s.send(&Msg::Error(errno, format!("{e:#}"))).is_ok()); // sync 23
             if !sent {
                 // After create returned there is nobody on the socket: the container's stderr
                 // is all that is left.
@@ -51,8 +52,8 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
         step("unshare user namespace", sys::unshare(libc::CLONE_NEWUSER))?;
         // Dumpable only while the parent writes our maps (runc does the same).
         step("set dumpable", sys::set_dumpable(true))?;
-        sync.send(&Msg::MapRequest)?;
-        sync.expect(Msg::MapDone)?;
+        sync.send(&Msg::MapRequest)?; // sync 2
+        sync.expect(Msg::MapDone)?; // sync 3
         step("set non-dumpable", sys::set_dumpable(false))?;
     }
     if plan.unshare_flags != 0 {
@@ -62,8 +63,8 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
         // The container's network namespace exists from here on (joined, or made at clone or
         // by the unshare above): the parent moves linux.netDevices into it now, before any
         // hook or process of the container runs (runc moves them at the same point).
-        sync.send(&Msg::NetDevices)?;
-        sync.expect(Msg::NetDevicesDone)?;
+        sync.send(&Msg::NetDevices)?; // sync 4
+        sync.expect(Msg::NetDevicesDone)?; // sync 5
     }
     if !plan.ns.time_offsets.is_empty() {
         // Offsets can only be set before any process enters the new time namespace.
@@ -83,14 +84,14 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let root = setup::prepare(rootfs, &|id| {
         let id = i32::try_from(id).map_err(|_| anyhow!("mount id {id} of the rootfs clone is out of range"))?;
-        sync.send(&Msg::RootMount(id))?;
-        sync.expect(Msg::RootMountSaved)
+        sync.send(&Msg::RootMount(id))?; // sync 8
+        sync.expect(Msg::RootMountSaved) // sync 9
     })?;
     if plan.joins_cgroups_after_go() {
         // The parent placed us in the container's cgroups meanwhile (the one exception to
         // "placed before Go": Plan::joins_cgroups_after_go); its answer says it is done.
-        sync.send(&Msg::JoinWait)?;
-        sync.expect(Msg::Joined)?;
+        sync.send(&Msg::JoinWait)?; // sync 10
+        sync.expect(Msg::Joined)?; // sync 11
     }
     if plan.new_cgroupns {
         // In the container's cgroups by now: they become the namespace's root, which the
@@ -102,7 +103,7 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
     let tty = match plan.terminal {
         true => {
             let (master, peer) = console::open_in_rootfs(root.as_fd(), plan.console_size)?;
-            sync.send_fd(&Msg::Console, master.as_fd())?;
+            sync.send_fd(&Msg::Console, master.as_fd())?; // sync 14
             Some(peer)
         }
         false => None,
@@ -150,10 +151,10 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
         // before Ready, so a notify listener fd reaches the agent during create (as runc).
         load_seccomp(plan, sync)?;
     }
-    sync.send(&Msg::Ready)?;
+    sync.send(&Msg::Ready)?; // sync 18
     if plan.mode == Mode::Create {
-        sync.expect(Msg::Committed)?;
-        // `create` returns now: the container must outlive it.
+        sync.expect(Msg::Committed)?; // sync 19
+                                      // `create` returns now: the container must outlive it.
         step("clear parent death signal", sys::set_pdeathsig(0))?;
     }
     let envp = envp(plan, home.as_ref());
@@ -219,7 +220,7 @@ fn exec_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
             let ptmx = sys::open("/dev/pts/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)
                 .map_err(|e| anyhow!("open /dev/pts/ptmx in the container: {e}"))?;
             let (master, peer) = console::open_pty(ptmx, plan.console_size)?;
-            sync.send_fd(&Msg::Console, master.as_fd())?;
+            sync.send_fd(&Msg::Console, master.as_fd())?; // sync 14
             Some(peer)
         }
         false => None,
@@ -251,7 +252,7 @@ fn exec_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
     if plan.no_new_privs {
         load_seccomp(plan, sync)?;
     }
-    sync.send(&Msg::Ready)?;
+    sync.send(&Msg::Ready)?; // sync 18
     let envp = envp(plan, home.as_ref());
     exec_trampoline(plan, keep, &path, &envp)?;
     wait_for_start_message(sync)?;
@@ -270,18 +271,18 @@ fn begin<'a>(plan: &Plan, sync_slot: &'a Option<Sync>) -> Result<&'a Sync> {
     // Die with the parent while being set up; re-armed below after credential changes
     // (the kernel clears it on every uid/gid/capability change).
     step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    sync.expect(Msg::Go)?;
-    // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962):
-    // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
-    // our uid_map before Go, and that file belongs to root while we are non-dumpable.
+    sync.expect(Msg::Go)?; // sync 1
+                           // No process in the container may reach berth's memory, fds or binary (CVE-2016-9962):
+                           // non-dumpable before joining any namespace. Not earlier: an unprivileged parent writes
+                           // our uid_map before Go, and that file belongs to root while we are non-dumpable.
     step("set non-dumpable", sys::set_dumpable(false))?;
     Ok(sync)
 }
 
 /// Mount `i`'s source, made by berth's host side (sync.rs `MountSource`).
 fn mount_source(sync: &Sync, i: usize) -> Result<OwnedFd> {
-    sync.send(&Msg::MountSource(i32::try_from(i).context("mount index")?))?;
-    sync.expect_fd(Msg::MountSourceFd)
+    sync.send(&Msg::MountSource(i32::try_from(i).context("mount index")?))?; // sync 12
+    sync.expect_fd(Msg::MountSourceFd) // sync 13
 }
 
 fn step<T>(what: &str, r: nix::Result<T>) -> Result<T> {
@@ -333,7 +334,7 @@ fn become_root(plan: &Plan) -> Result<()> {
 fn fork_real_init(sync: &Sync) -> Result<()> {
     match super::spawn::clone(libc::CLONE_PARENT)? {
         Some(pid) => {
-            sync.send(&Msg::Pid(pid))?;
+            sync.send(&Msg::Pid(pid))?; // sync 6
             sys::exit_now(0);
         }
         None => {
@@ -341,7 +342,7 @@ fn fork_real_init(sync: &Sync) -> Result<()> {
             // The intermediate's Pid and our own messages share the socket: wait until the
             // parent has our pid (and placed us in the cgroups), or a fast Ready could
             // overtake it.
-            sync.expect(Msg::PidSeen)
+            sync.expect(Msg::PidSeen) // sync 7
         }
     }
 }
@@ -360,10 +361,10 @@ fn join_session_keyring(plan: &Plan) -> Result<()> {
 /// prestart and createRuntime (run by the parent), then createContainer; returns the state
 /// JSON the startContainer hooks will read.
 fn create_container_hooks(h: &crate::hooks::HookCtx, sync: &Sync, root: BorrowedFd) -> Result<Vec<u8>> {
-    sync.send(&Msg::Hooks)?;
+    sync.send(&Msg::Hooks)?; // sync 15
     let pid = match sync.recv()? {
-        Some(Msg::HooksDone(pid)) => pid,
-        Some(Msg::Error(_, m)) => bail!("{m}"),
+        Some(Msg::HooksDone(pid)) => pid,       // sync 16
+        Some(Msg::Error(_, m)) => bail!("{m}"), // sync 23
         other => bail!("sync: expected HooksDone, got {other:?}"),
     };
     let state = h.state("creating", pid);
@@ -441,7 +442,9 @@ fn envp<'a>(plan: &'a Plan, home: Option<&'a CString>) -> Vec<&'a CStr> {
 /// program: from here on the container's pid 1 is a sealed ~10 KB memfd, not berth's binary,
 /// and holds only the fds it needs (trampoline.c). Our copy of the sync socket closes at this
 /// exec: the parent sees EOF once the trampoline runs. Returns only where the trampoline
-/// cannot run and berth itself waits for start, with `keep` closed.
+/// cannot run and berth itself waits for start, with `keep` closed. With fork_last the
+/// trampoline sends the forked process's pid (sync 20); run and exec's trampoline waits for
+/// Start (21) and reports an exec failure (22) or a startContainer hook's (23).
 fn exec_trampoline(plan: &Plan, keep: Kept, path: &CString, envp: &[&CStr]) -> Result<()> {
     sys::reset_signal_dispositions();
     let _ = nix::sys::signal::sigprocmask(
@@ -485,7 +488,7 @@ fn exec_trampoline(plan: &Plan, keep: Kept, path: &CString, envp: &[&CStr]) -> R
 
 /// run and exec, where berth itself waits: the parent's Start.
 fn wait_for_start_message(sync: &Sync) -> Result<()> {
-    sync.expect(Msg::Start)?;
+    sync.expect(Msg::Start)?; // sync 21
     step("clear parent death signal", sys::set_pdeathsig(0))?;
     // The socket stays open: it is CLOEXEC, so the parent's EOF confirms the execve, and an
     // exec error still reaches the parent.
@@ -651,7 +654,7 @@ fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {
     let listener = step("load seccomp filter", sys::seccomp_filter(&s.program, s.flags))?;
     if let Some(fd) = listener {
         // Our copy closes when `fd` drops: the container process must not hold its own listener.
-        sync.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+        sync.send_fd(&Msg::SeccompFd, fd.as_fd())?; // sync 17
     }
     Ok(())
 }

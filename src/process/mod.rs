@@ -465,7 +465,8 @@ fn clone_into(plan: &Plan, cgroup: Option<&Manager>) -> Result<(Option<i32>, boo
     Ok((spawn::clone(plan.clone_flags)?, false))
 }
 
-/// Clone the container's init and drive it to Ready (protocol steps 1-5 in sync.rs).
+/// Clone the container's init and drive it to Ready (protocol steps 1-18 in sync.rs; with
+/// `fork_last`, 20).
 /// `root_mount(id)`: the init is about to attach a rootfs clone with this mount id in a
 /// namespace the container shares (rootfs/inplace.rs); the caller records it before the init
 /// goes on.
@@ -494,7 +495,7 @@ pub fn launch(
     // fork path the real init is placed before PidSeen, which it waits for (forked outside the
     // cgroup, it is not refused by a pids.max the container has used up: an exec then still
     // runs, as runc's, which joins after the fork too). If it died of its own error meanwhile,
-    // that error is the one to report.
+    // that error (sync 23) is the one to report.
     let place = |p| match (cgroup, in_cgroup) {
         (Some(cg), false) => cg
             .add_process(p)
@@ -510,19 +511,65 @@ pub fn launch(
     if !plan.fork_after && !plan.joins_cgroups_after_go() {
         place(pid)?;
     }
-    ours.send(&Msg::Go)?;
+    ours.send(&Msg::Go)?; // sync 1
     if plan.joins_cgroups_after_go() {
+        // Before any request is read: the answer to 10 (11) says this is done.
         place(pid)?;
     }
     let mut init_pid = pid;
     let mut console = None;
     let mut net_devices = None;
+    // The child's requests, by step (sync.rs); each answer goes back before the next request.
     loop {
         let (msg, fd) = match ours.recv_fd()? {
             Some((m, fd)) => (Some(m), fd),
             None => (None, None),
         };
         match msg {
+            // sync 2
+            Some(Msg::MapRequest) => {
+                namespaces::write_maps(pid, &plan.ns)?;
+                ours.send(&Msg::MapDone)?; // sync 3
+            }
+            // sync 4
+            Some(Msg::NetDevices) => {
+                net_devices = Some(namespaces::netdev::move_in(&plan.net_devices, init_pid)?);
+                ours.send(&Msg::NetDevicesDone)?; // sync 5
+            }
+            // sync 6
+            Some(Msg::Pid(p)) => {
+                init_pid = p;
+                guard.push(p);
+                // The intermediate exits right after sending the pid.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                guard.reaped(pid);
+                place(p)?;
+                ours.send(&Msg::PidSeen)?; // sync 7
+            }
+            // sync 8
+            Some(Msg::RootMount(id)) => {
+                let id = u64::try_from(id).map_err(|_| anyhow!("sync: bad mount id {id}"))?;
+                root_mount(id)?;
+                ours.send(&Msg::RootMountSaved)?; // sync 9
+            }
+            // sync 10, 11: placed right after Go (joins_cgroups_after_go), before this loop.
+            Some(Msg::JoinWait) => ours.send(&Msg::Joined)?,
+            // sync 12
+            Some(Msg::MountSource(i)) => {
+                let r = plan
+                    .rootfs
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("sync: mount source requested without a rootfs"))?;
+                let i = usize::try_from(i).map_err(|_| anyhow!("sync: mount source {i} requested"))?;
+                let tree = crate::rootfs::idmap::host_source(r, i, init_pid)?;
+                ours.send_fd(&Msg::MountSourceFd, std::os::fd::AsFd::as_fd(&tree))?;
+                // sync 13
+            }
+            // sync 14
+            Some(Msg::Console) => {
+                console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);
+            }
+            // sync 15
             Some(Msg::Hooks) => {
                 let h = plan
                     .hooks
@@ -539,11 +586,9 @@ pub fn launch(
                     &state,
                     dir,
                 )?;
-                ours.send(&Msg::HooksDone(init_pid))?;
+                ours.send(&Msg::HooksDone(init_pid))?; // sync 16
             }
-            Some(Msg::Console) => {
-                console = Some(fd.ok_or_else(|| anyhow!("sync: console message without the pty fd"))?);
-            }
+            // sync 17
             Some(Msg::SeccompFd) => {
                 let (Some(fd), Some(l)) = (fd, &plan.seccomp_listener) else {
                     bail!("sync: seccomp listener fd without a listener configured");
@@ -553,40 +598,9 @@ pub fn launch(
                 // which forks the process and exits: the process does not exist yet.)
                 crate::seccomp::notify::send_to_agent(l, init_pid, std::os::fd::AsFd::as_fd(&fd))?;
             }
-            Some(Msg::NetDevices) => {
-                net_devices = Some(namespaces::netdev::move_in(&plan.net_devices, init_pid)?);
-                ours.send(&Msg::NetDevicesDone)?;
-            }
-            Some(Msg::MountSource(i)) => {
-                let r = plan
-                    .rootfs
-                    .as_ref()
-                    .ok_or_else(|| anyhow!("sync: mount source requested without a rootfs"))?;
-                let i = usize::try_from(i).map_err(|_| anyhow!("sync: mount source {i} requested"))?;
-                let tree = crate::rootfs::idmap::host_source(r, i, init_pid)?;
-                ours.send_fd(&Msg::MountSourceFd, std::os::fd::AsFd::as_fd(&tree))?;
-            }
-            Some(Msg::MapRequest) => {
-                namespaces::write_maps(pid, &plan.ns)?;
-                ours.send(&Msg::MapDone)?;
-            }
-            Some(Msg::Pid(p)) => {
-                init_pid = p;
-                guard.push(p);
-                // The intermediate exits right after sending the pid.
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                guard.reaped(pid);
-                place(p)?;
-                ours.send(&Msg::PidSeen)?;
-            }
-            // Placed right after Go (joins_cgroups_after_go), before this loop.
-            Some(Msg::JoinWait) => ours.send(&Msg::Joined)?,
-            Some(Msg::RootMount(id)) => {
-                let id = u64::try_from(id).map_err(|_| anyhow!("sync: bad mount id {id}"))?;
-                root_mount(id)?;
-                ours.send(&Msg::RootMountSaved)?;
-            }
+            // sync 18
             Some(Msg::Ready) => break,
+            // sync 23
             Some(Msg::Error(_, m)) => bail!("{m}"),
             Some(m) => bail!("sync: unexpected {m:?} during setup"),
             None => bail!("container init exited during setup"),
@@ -596,9 +610,11 @@ pub fn launch(
         // After Ready the init execs the trampoline, which forks the process into the pid
         // namespace (our child, by CLONE_PARENT), sends its pid and exits.
         init_pid = match ours.recv()? {
-            Some(Msg::Pid(p)) => p,
+            // sync 20
+            Some(Msg::ForkedPid(p)) => p,
+            // sync 23
             Some(Msg::Error(_, m)) => bail!("{m}"),
-            Some(m) => bail!("sync: expected Pid, got {m:?}"),
+            Some(m) => bail!("sync: expected ForkedPid, got {m:?}"),
             None => bail!("container init exited before forking the process"),
         };
         // The child holds its end of the socket inside the container, where a process with

@@ -11,18 +11,24 @@
  * It sets up outside, where setns(CLONE_NEWPID) only marks its children, and execs this with a
  * first argument "p<fd>" ("P<fd>" with a terminal): this forks into the namespace (CLONE_PARENT,
  * so berth stays the parent and waits for the process), sends the child's pid to berth on the
- * sync socket <fd> as message 4 and exits; the child makes itself a session leader owning the
+ * sync socket <fd> (MSG_FORKED_PID) and exits; the child makes itself a session leader owning the
  * pty on fd 0 ("P"), and goes on as below.
  *
  * No libc, x86_64 only (elsewhere berth waits and execs itself). argv, as berth builds it:
  *   [0]  "f<fd>": wait for one byte on the exec fifo (create; `berth start` writes it), or
  *        "s<fd>": wait for a message on the sync socket (run, exec); an exec failure is sent
- *        back on it as message 15 (errno, path), a hook failure as message 6 (text).
+ *        back on it as MSG_EXEC_FAILED (errno, path), a hook failure as MSG_ERROR (text).
  *   [1]  number of startContainer hooks; per hook: path, timeout in seconds (0: none),
  *        argc, args..., envc ("-": the program's env), env...; then, with hooks, the fd of the
  *        state JSON they read on stdin.
  *   then the program's path and its argv; envp is the program's env.
  * Anything else (run as some script's interpreter, or by hand) exits 127 and never loops. */
+
+/* Tags of the sync protocol (process/sync.rs: each message's tag is its step number; a unit
+ * test there checks these). A message is the tag, a little-endian 32-bit number, then text. */
+#define MSG_FORKED_PID 20
+#define MSG_EXEC_FAILED 22
+#define MSG_ERROR 23
 
 #define SYS_read 0
 #define SYS_write 1
@@ -132,7 +138,7 @@ static long waitfd;
 /* Report a failure where somebody hears it, then exit: on the sync socket berth run/exec is
  * waiting on; otherwise (create) on the container's stderr, as runc's init does. */
 static void fail(struct buf *o, int tag, long err) {
-    if (mode == 's') {
+    if (mode == 's') { /* sync 22 or 23 */
         char m[4096 + 5];
         long i;
         m[0] = (char)tag;
@@ -162,8 +168,8 @@ static void fail_wait(const char *what, long err) {
     die(255);
 }
 
-/* Block until `start`: a byte on the fifo, or the Start message on the socket. EOF on the
- * socket means berth died before starting us. */
+/* Block until `start`: a byte on the fifo, or the Start message on the socket (sync 21). EOF
+ * on the socket means berth died before starting us. */
 static void wait_start(void) {
     char b[64];
     long n;
@@ -182,8 +188,8 @@ static void wait_start(void) {
 }
 
 /* "p"/"P": fork into the pid namespace berth joined (setns applies to children only). The
- * parent reports the child's pid (message 4) and exits; berth waits for it. A failure is sent
- * as message 6 on the same socket, which is also the one the child waits on (mode 's'). */
+ * parent reports the child's pid (MSG_FORKED_PID) and exits; berth waits for it. A failure is
+ * sent as MSG_ERROR on the same socket, which is also the one the child waits on (mode 's'). */
 static void fork_in(long sock, int terminal) {
     struct buf o;
     char m[5];
@@ -193,10 +199,10 @@ static void fork_in(long sock, int terminal) {
     if (pid < 0) {
         put(&o, "clone into the container's pid namespace: ");
         put(&o, errtext(-pid) ? errtext(-pid) : "error");
-        fail(&o, 6, -pid);
+        fail(&o, MSG_ERROR, -pid);
     }
     if (pid > 0) {
-        m[0] = 4;
+        m[0] = MSG_FORKED_PID; /* sync 20 */
         m[1] = (char)(pid & 0xff);
         m[2] = (char)((pid >> 8) & 0xff);
         m[3] = (char)((pid >> 16) & 0xff);
@@ -216,7 +222,7 @@ static void fork_in(long sock, int terminal) {
         put(&o, "set controlling terminal: ");
     if (e < 0) {
         put(&o, errtext(-e) ? errtext(-e) : "error");
-        fail(&o, 6, -e);
+        fail(&o, MSG_ERROR, -e);
     }
 }
 
@@ -245,7 +251,7 @@ static void run_hook(long i, char *path, long timeout, char **argv, char **envp,
     if (pid < 0) {
         put(&o, "fork: ");
         put(&o, errtext(-pid) ? errtext(-pid) : "error");
-        fail(&o, 6, -pid);
+        fail(&o, MSG_ERROR, -pid);
     }
     if (timeout > 0) {
         long pidfd = sc(SYS_pidfd_open, pid, 0, 0, 0, 0), n = 1;
@@ -266,17 +272,17 @@ static void run_hook(long i, char *path, long timeout, char **argv, char **envp,
         put(&o, "timed out after ");
         putnum(&o, timeout);
         put(&o, " seconds");
-        fail(&o, 6, 0);
+        fail(&o, MSG_ERROR, 0);
     }
     if ((status & 0x7f) != 0) {
         put(&o, "signal: ");
         putnum(&o, status & 0x7f);
-        fail(&o, 6, 0);
+        fail(&o, MSG_ERROR, 0);
     }
     if (((status >> 8) & 0xff) != 0) {
         put(&o, "exit status ");
         putnum(&o, (status >> 8) & 0xff);
-        fail(&o, 6, 0);
+        fail(&o, MSG_ERROR, 0);
     }
 }
 
@@ -347,7 +353,7 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
     err = -sc(SYS_execve, (long)argv[k], (long)(argv + k + 1), (long)envp, 0, 0);
     if (mode == 's') {
         put(&o, argv[k]);
-        fail(&o, 15, err);
+        fail(&o, MSG_EXEC_FAILED, err); /* sync 22 */
     }
     put(&o, "exec ");
     put(&o, argv[k]);
@@ -358,7 +364,7 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
         put(&o, "errno ");
         putnum(&o, err);
     }
-    fail(&o, 6, err);
+    fail(&o, MSG_ERROR, err);
 }
 
 __asm__(
