@@ -26,10 +26,9 @@ pub fn child_main(plan: &Plan, sync: Sync) -> ! {
     match r {
         Ok(never) => match never {},
         Err(e) => {
-            let errno = e.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32).unwrap_or(0);
             let sent = sync
                 .as_ref()
-                .is_some_and(|s| s.send(&Msg::Error(errno, format!("{e:#}"))).is_ok()); // sync 23
+                .is_some_and(|s| s.send(&Msg::Error(format!("{e:#}"))).is_ok()); // sync 23
             if !sent {
                 // After create returned there is nobody on the socket: the container's stderr
                 // is all that is left.
@@ -363,8 +362,8 @@ fn join_session_keyring(plan: &Plan) -> Result<()> {
 fn create_container_hooks(h: &crate::hooks::HookCtx, sync: &Sync, root: BorrowedFd) -> Result<Vec<u8>> {
     sync.send(&Msg::Hooks)?; // sync 15
     let pid = match sync.recv()? {
-        Some(Msg::HooksDone(pid)) => pid,       // sync 16
-        Some(Msg::Error(_, m)) => bail!("{m}"), // sync 23
+        Some(Msg::HooksDone(pid)) => pid,    // sync 16
+        Some(Msg::Error(m)) => bail!("{m}"), // sync 23
         other => bail!("sync: expected HooksDone, got {other:?}"),
     };
     let state = h.state("creating", pid);

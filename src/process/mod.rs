@@ -601,7 +601,7 @@ pub fn launch(
             // sync 18
             Some(Msg::Ready) => break,
             // sync 23
-            Some(Msg::Error(_, m)) => bail!("{m}"),
+            Some(Msg::Error(m)) => bail!("{m}"),
             Some(m) => bail!("sync: unexpected {m:?} during setup"),
             None => bail!("container init exited during setup"),
         }
@@ -613,7 +613,7 @@ pub fn launch(
             // sync 20
             Some(Msg::ForkedPid(p)) => p,
             // sync 23
-            Some(Msg::Error(_, m)) => bail!("{m}"),
+            Some(Msg::Error(m)) => bail!("{m}"),
             Some(m) => bail!("sync: expected ForkedPid, got {m:?}"),
             None => bail!("container init exited before forking the process"),
         };

@@ -32,7 +32,7 @@
 //! |20 | child → parent | `ForkedPid(n)`     | exec with `fork_last`: the trampoline (trampoline.c "p") forked the process into the pid namespace; its host pid, sent by the trampoline, which then exits (no answer) |
 //! |21 | parent → child | `Start`            | run/exec: read by the trampoline (it holds a dup of the socket); EOF on the parent's side confirms the program's execve |
 //! |22 | child → parent | `ExecFailed(errno, path)` | run/exec: the trampoline (trampoline.c) could not exec the program; a startContainer hook failure comes as `Error` |
-//! |23 | child → parent | `Error(errno,msg)` | at any step: it failed; the child (init, intermediate or trampoline) exits right after |
+//! |23 | child → parent | `Error(msg)`       | at any step: it failed, in runc's words where engines parse them; the child (init, intermediate or trampoline) exits right after. Only text: every failure ends as berth's error message, which no caller branches on by errno (an exec failure, whose errno picks the text, is 22) |
 
 use anyhow::{anyhow, bail, Result};
 use nix::sys::socket::{recv, send, MsgFlags};
@@ -62,7 +62,7 @@ pub enum Msg {
     ForkedPid(i32),
     Start,
     ExecFailed(i32, String),
-    Error(i32, String),
+    Error(String),
 }
 
 impl Msg {
@@ -90,7 +90,7 @@ impl Msg {
             Msg::ForkedPid(p) => (20, *p, ""),
             Msg::Start => (21, 0, ""),
             Msg::ExecFailed(e, p) => (22, *e, p.as_str()),
-            Msg::Error(e, m) => (23, *e, m.as_str()),
+            Msg::Error(m) => (23, 0, m.as_str()),
         };
         let mut v = Vec::with_capacity(5 + text.len());
         v.push(tag);
@@ -127,7 +127,7 @@ impl Msg {
             20 => Msg::ForkedPid(num),
             21 => Msg::Start,
             22 => Msg::ExecFailed(num, String::from_utf8_lossy(&b[5..]).into_owned()),
-            23 => Msg::Error(num, String::from_utf8_lossy(&b[5..]).into_owned()),
+            23 => Msg::Error(String::from_utf8_lossy(&b[5..]).into_owned()),
             t => bail!("unknown sync message tag {t}"),
         })
     }
@@ -188,7 +188,7 @@ impl Sync {
         match self.recv()? {
             None => Ok(()),
             // sync 23
-            Some(Msg::Error(_, msg)) => Err(anyhow!(msg)),
+            Some(Msg::Error(msg)) => Err(anyhow!(msg)),
             // sync 22
             Some(Msg::ExecFailed(e, path)) => Err(anyhow!(
                 "unable to start container process: exec {path:?}: {}",
@@ -203,7 +203,7 @@ impl Sync {
         match self.recv()? {
             Some(m) if m == want => Ok(()),
             // sync 23
-            Some(Msg::Error(_, msg)) => Err(anyhow!(msg)),
+            Some(Msg::Error(msg)) => Err(anyhow!(msg)),
             Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
             None => bail!("sync: peer exited while waiting for {want:?}"),
         }
@@ -215,7 +215,7 @@ impl Sync {
             Some((m, Some(fd))) if m == want => Ok(fd),
             Some((m, None)) if m == want => bail!("sync: {want:?} without its fd"),
             // sync 23
-            Some((Msg::Error(_, msg), _)) => Err(anyhow!(msg)),
+            Some((Msg::Error(msg), _)) => Err(anyhow!(msg)),
             Some((m, _)) => bail!("sync: expected {want:?}, got {m:?}"),
             None => bail!("sync: peer exited while waiting for {want:?}"),
         }
@@ -228,7 +228,7 @@ impl Sync {
         match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(n) if n > 0 => match Msg::decode(&buf[..n]) {
                 // sync 23
-                Ok(Msg::Error(_, m)) => Some(m),
+                Ok(Msg::Error(m)) => Some(m),
                 _ => None,
             },
             _ => None,
@@ -273,7 +273,7 @@ mod tests {
         for m in [
             Msg::Go,
             Msg::Pid(42),
-            Msg::Error(13, "mount proc on /proc: EACCES".into()),
+            Msg::Error("mount proc on /proc: EACCES".into()),
             Msg::Start,
             Msg::RootMount(77),
             Msg::RootMountSaved,
@@ -322,7 +322,7 @@ mod tests {
             Msg::ForkedPid(0),
             Msg::Start,
             Msg::ExecFailed(0, String::new()),
-            Msg::Error(0, String::new()),
+            Msg::Error(String::new()),
         ];
         let table = include_str!("sync.rs");
         for (i, m) in steps.iter().enumerate() {
@@ -351,6 +351,6 @@ mod tests {
         };
         assert_eq!(define("MSG_FORKED_PID"), Msg::ForkedPid(0).encode()[0]);
         assert_eq!(define("MSG_EXEC_FAILED"), Msg::ExecFailed(0, String::new()).encode()[0]);
-        assert_eq!(define("MSG_ERROR"), Msg::Error(0, String::new()).encode()[0]);
+        assert_eq!(define("MSG_ERROR"), Msg::Error(String::new()).encode()[0]);
     }
 }

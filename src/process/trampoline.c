@@ -136,22 +136,28 @@ static int mode;   /* 'f' or 's' */
 static long waitfd;
 
 /* Report a failure where somebody hears it, then exit: on the sync socket berth run/exec is
- * waiting on; otherwise (create) on the container's stderr, as runc's init does. */
-static void fail(struct buf *o, int tag, long err) {
+ * waiting on (as message `tag` with `num`); otherwise (create) on the container's stderr, as
+ * runc's init does. */
+static void report(struct buf *o, int tag, long num) {
     if (mode == 's') { /* sync 22 or 23 */
         char m[4096 + 5];
         long i;
         m[0] = (char)tag;
-        m[1] = (char)(err & 0xff);
-        m[2] = (char)((err >> 8) & 0xff);
-        m[3] = (char)((err >> 16) & 0xff);
-        m[4] = (char)((err >> 24) & 0xff);
+        m[1] = (char)(num & 0xff);
+        m[2] = (char)((num >> 8) & 0xff);
+        m[3] = (char)((num >> 16) & 0xff);
+        m[4] = (char)((num >> 24) & 0xff);
         for (i = 0; i < o->n; i++) m[5 + i] = o->b[i];
         if (sc(SYS_write, waitfd, (long)m, 5 + o->n, 0, 0) > 0) die(255);
     }
     put(o, "\n");
     sc(SYS_write, 2, (long)o->b, o->n, 0, 0);
     die(255);
+}
+
+/* A failure as its text alone: MSG_ERROR. */
+static void fail(struct buf *o) {
+    report(o, MSG_ERROR, 0);
 }
 
 /* A wait that failed (a seccomp profile denying poll or read): said on the container's stderr,
@@ -199,7 +205,7 @@ static void fork_in(long sock, int terminal) {
     if (pid < 0) {
         put(&o, "clone into the container's pid namespace: ");
         put(&o, errtext(-pid) ? errtext(-pid) : "error");
-        fail(&o, MSG_ERROR, -pid);
+        fail(&o);
     }
     if (pid > 0) {
         m[0] = MSG_FORKED_PID; /* sync 20 */
@@ -222,7 +228,7 @@ static void fork_in(long sock, int terminal) {
         put(&o, "set controlling terminal: ");
     if (e < 0) {
         put(&o, errtext(-e) ? errtext(-e) : "error");
-        fail(&o, MSG_ERROR, -e);
+        fail(&o);
     }
 }
 
@@ -251,7 +257,7 @@ static void run_hook(long i, char *path, long timeout, char **argv, char **envp,
     if (pid < 0) {
         put(&o, "fork: ");
         put(&o, errtext(-pid) ? errtext(-pid) : "error");
-        fail(&o, MSG_ERROR, -pid);
+        fail(&o);
     }
     if (timeout > 0) {
         long pidfd = sc(SYS_pidfd_open, pid, 0, 0, 0, 0), n = 1;
@@ -272,17 +278,17 @@ static void run_hook(long i, char *path, long timeout, char **argv, char **envp,
         put(&o, "timed out after ");
         putnum(&o, timeout);
         put(&o, " seconds");
-        fail(&o, MSG_ERROR, 0);
+        fail(&o);
     }
     if ((status & 0x7f) != 0) {
         put(&o, "signal: ");
         putnum(&o, status & 0x7f);
-        fail(&o, MSG_ERROR, 0);
+        fail(&o);
     }
     if (((status >> 8) & 0xff) != 0) {
         put(&o, "exit status ");
         putnum(&o, (status >> 8) & 0xff);
-        fail(&o, MSG_ERROR, 0);
+        fail(&o);
     }
 }
 
@@ -353,7 +359,7 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
     err = -sc(SYS_execve, (long)argv[k], (long)(argv + k + 1), (long)envp, 0, 0);
     if (mode == 's') {
         put(&o, argv[k]);
-        fail(&o, MSG_EXEC_FAILED, err); /* sync 22 */
+        report(&o, MSG_EXEC_FAILED, err); /* sync 22 */
     }
     put(&o, "exec ");
     put(&o, argv[k]);
@@ -364,7 +370,7 @@ __attribute__((used)) static void tmain(long argc, char **argv) {
         put(&o, "errno ");
         putnum(&o, err);
     }
-    fail(&o, MSG_ERROR, err);
+    fail(&o);
 }
 
 __asm__(

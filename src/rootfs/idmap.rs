@@ -214,7 +214,7 @@ pub fn host_source(plan: &super::RootfsPlan, i: usize, init_pid: i32) -> Result<
             .and_then(|()| clone_source(plan, m, src, *recursive, userns.as_ref().map(|u| u.as_fd())));
         let sent = match r {
             Ok(tree) => theirs.send_fd(&Msg::MountSourceFd, tree.as_fd()),
-            Err(e) => theirs.send(&Msg::Error(0, format!("{e:#}"))),
+            Err(e) => theirs.send(&Msg::Error(format!("{e:#}"))),
         };
         sys::exit_now(i32::from(sent.is_err()));
     };
@@ -223,7 +223,7 @@ pub fn host_source(plan: &super::RootfsPlan, i: usize, init_pid: i32) -> Result<
     // On return the guard reaps the helper, which exits once it has answered.
     match ours.recv_fd()? {
         Some((Msg::MountSourceFd, Some(fd))) => Ok(fd),
-        Some((Msg::Error(_, e), _)) => Err(what(anyhow!(e))),
+        Some((Msg::Error(e), _)) => Err(what(anyhow!(e))),
         other => Err(what(anyhow!("mount source helper: unexpected {other:?}"))),
     }
 }
