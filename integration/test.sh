@@ -27,6 +27,8 @@ T1=$(date +%s)
 # "cgroup-v2 VM tests skipped: REASON" where the VM cannot be had. BERTH_VM=0 skips it.
 if [ "${BERTH_VM:-1}" = 1 ]; then
   bash integration/vm/run-cgroup-tests.sh
+  # The systemd cgroup driver, in the same VM booted with systemd 252 as PID 1 (~1-2 min).
+  bash integration/vm/run-systemd-tests.sh
 fi
 # Fuzz smoke run: every cargo-fuzz target for FUZZ_SECONDS (default 60) each; ~5 min with
 # dependencies built, ~12 min on a fresh machine (cargo install cargo-fuzz). BERTH_FUZZ=0 skips it.
