@@ -124,33 +124,7 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
     setup::enter(root, rootfs)?;
 
     // The process.
-    let home = home_env(plan);
-    let keep = Kept::prepare(plan, sync, tty.as_ref(), hook_state.as_deref())?;
-    process_attributes(plan)?;
-    if !plan.no_new_privs {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
-        // drop (runc's standard_init_linux.go order).
-        load_seccomp(plan, sync)?;
-    }
-    become_user(plan, tty.as_ref())?;
-    if plan.no_new_privs {
-        step("set no_new_privs", sys::set_no_new_privs())?;
-    }
-    if let Some(peer) = tty {
-        // The pty is the process's stdio now; the peer fd itself is not kept.
-        console::attach(&peer, true)?;
-    }
-    let path = lookup_checked(plan)?;
-    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    // The exec attribute only labels the next execve, which is the container's process; it is
-    // written before the filter so profiles need not allow berth's procfs write.
-    super::lsm::apply(&plan.lsm)?;
-    if plan.no_new_privs {
-        // As late as possible, so profiles need not allow berth's own setup syscalls; still
-        // before Ready, so a notify listener fd reaches the agent during create (as runc).
-        load_seccomp(plan, sync)?;
-    }
-    sync.send(&Msg::Ready)?; // sync 18
+    let (keep, path, home) = the_process(plan, sync, tty, hook_state.as_deref(), true)?;
     if plan.mode == Mode::Create {
         sync.expect(Msg::Committed)?; // sync 19
                                       // `create` returns now: the container must outlive it.
@@ -176,6 +150,50 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
         )?;
     }
     exec_program(plan, &path, &envp)
+}
+
+/// The process's own steps, the same for both inits, up to Ready (sync 18): every fd but the
+/// kept ones closed, rlimits and attributes, seccomp, credentials, the pty as stdio, the program
+/// looked up. `own_tty`: this process takes the pty as its controlling terminal and writes the
+/// LSM exec label now (false only for exec's fork_last, where the forked process takes the
+/// terminal and the label was written before the joins).
+fn the_process(
+    plan: &Plan,
+    sync: &Sync,
+    tty: Option<std::os::fd::OwnedFd>,
+    hook_state: Option<&[u8]>,
+    own_tty: bool,
+) -> Result<(Kept, CString, Option<CString>)> {
+    let home = home_env(plan);
+    let keep = Kept::prepare(plan, sync, tty.as_ref(), hook_state)?;
+    process_attributes(plan)?;
+    if !plan.no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
+        // drop (runc's standard_init_linux.go order).
+        load_seccomp(plan, sync)?;
+    }
+    become_user(plan, tty.as_ref())?;
+    if plan.no_new_privs {
+        step("set no_new_privs", sys::set_no_new_privs())?;
+    }
+    if let Some(peer) = tty {
+        // The pty is the process's stdio now; the peer fd itself is not kept.
+        console::attach(&peer, own_tty)?;
+    }
+    let path = lookup_checked(plan)?;
+    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
+    if own_tty {
+        // The exec attribute only labels the next execve, which is the container's process;
+        // it is written before the filter so profiles need not allow berth's procfs write.
+        super::lsm::apply(&plan.lsm)?;
+    }
+    if plan.no_new_privs {
+        // As late as possible, so profiles need not allow berth's own setup syscalls; still
+        // before Ready, so a notify listener fd reaches the agent during create (as runc).
+        load_seccomp(plan, sync)?;
+    }
+    sync.send(&Msg::Ready)?; // sync 18
+    Ok((keep, path, home))
 }
 
 /// exec: join the running container's namespaces and start a process there. The plan joins
@@ -225,33 +243,9 @@ fn exec_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallible> {
         false => None,
     };
 
-    // The process: create's steps, in create's order.
-    let home = home_env(plan);
-    let keep = Kept::prepare(plan, sync, tty.as_ref(), None)?;
-    process_attributes(plan)?;
-    if !plan.no_new_privs {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capability
-        // drop.
-        load_seccomp(plan, sync)?;
-    }
-    become_user(plan, tty.as_ref())?;
-    if plan.no_new_privs {
-        step("set no_new_privs", sys::set_no_new_privs())?;
-    }
-    if let Some(peer) = tty {
-        // With fork_last the forked process takes the pty as its controlling terminal.
-        console::attach(&peer, !plan.fork_last)?;
-    }
-    let path = lookup_checked(plan)?;
-    step("set parent death signal", sys::set_pdeathsig(libc::SIGKILL))?;
-    if !plan.fork_last {
-        // Labels the next execve, before the filter (as in container_init).
-        super::lsm::apply(&plan.lsm)?;
-    }
-    if plan.no_new_privs {
-        load_seccomp(plan, sync)?;
-    }
-    sync.send(&Msg::Ready)?; // sync 18
+    // The process: create's steps, in create's order. With fork_last the forked process
+    // takes the pty as its controlling terminal, and the LSM label was written above.
+    let (keep, path, home) = the_process(plan, sync, tty, None, !plan.fork_last)?;
     let envp = envp(plan, home.as_ref());
     exec_trampoline(plan, keep, &path, &envp)?;
     wait_for_start_message(sync)?;
