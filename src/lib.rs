@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod container;
+pub mod criu;
 pub mod errtext;
 pub mod fault;
 pub mod hooks;
