@@ -122,6 +122,7 @@ fn container_init(plan: &Plan, sync_slot: &mut Option<Sync>) -> Result<Infallibl
     setup::make_cwd(root.as_fd(), &plan.cwd)?;
     setup::finalize(root.as_fd(), rootfs)?;
     setup::enter(root, rootfs)?;
+    reopen_dev_null();
 
     // The process.
     let (keep, path, home) = the_process(plan, sync, tty, hook_state.as_deref(), true)?;
@@ -640,6 +641,31 @@ fn passwd_home(uid: u32) -> Option<String> {
     let mut text = Vec::new();
     f.take(1 << 20).read_to_end(&mut text).ok()?;
     crate::passwd::field_for_uid(&String::from_utf8_lossy(&text), uid, 5).map(str::to_string)
+}
+
+/// runc (reOpenDevNull): stdio that is the caller's /dev/null (a node on a mount the
+/// container does not have) is replaced by the container's own /dev/null, opened in its root.
+/// Nothing else about the container changes, and CRIU can then dump those fds (it cannot dump
+/// an fd of a mount outside the container: "Can't lookup mount"). A container without a
+/// /dev/null keeps its stdio.
+fn reopen_dev_null() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = sys::open("/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0) else {
+        return;
+    };
+    let Ok(ns) = nix::sys::stat::fstat(null.as_raw_fd()) else {
+        return;
+    };
+    if ns.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return;
+    }
+    for fd in 0..3 {
+        let same = nix::sys::stat::fstat(fd)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ns.st_rdev);
+        if same {
+            let _ = sys::dup_onto(null.as_fd(), fd);
+        }
+    }
 }
 
 fn load_seccomp(plan: &Plan, sync: &Sync) -> Result<()> {
