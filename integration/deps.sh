@@ -19,10 +19,12 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/
   rustup target add x86_64-unknown-linux-musl >/dev/null
 fi
 # The cgroup-v2 VM tests (integration/vm/run-cgroup-tests.sh): qemu without its recommends
-# (no GUI stack); the guest kernel itself is fetched by integration/vm/build.sh.
-if [ "${BERTH_VM:-1}" = 1 ] && [ "$(uname -m)" = x86_64 ] && ! dpkg -s qemu-system-x86 >/dev/null 2>&1; then
-  echo "deps: installing qemu-system-x86"
+# (no GUI stack); the guest kernel itself is fetched by integration/vm/build.sh. criu: the
+# checkpoint tests run the host's (the guest shares /usr; integration/vm/CRIU.md).
+if [ "${BERTH_VM:-1}" = 1 ] && [ "$(uname -m)" = x86_64 ] &&
+  { ! dpkg -s qemu-system-x86 >/dev/null 2>&1 || ! dpkg -s criu >/dev/null 2>&1; }; then
+  echo "deps: installing qemu-system-x86 and criu"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86 xz-utils >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86 xz-utils criu >/dev/null
 fi

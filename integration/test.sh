@@ -22,8 +22,9 @@ if [ "${BERTH_TIER:-all}" = fast ]; then
   exit 0
 fi
 T1=$(date +%s)
-# The cgroup tests (tests/cgroups.rs, tests/cgroups_core.rs) again on a pure cgroup-v2 kernel
-# (qemu VM, under TCG); prints
+# The cgroup tests (tests/cgroups.rs, tests/cgroups_core.rs) again on a pure cgroup-v2 kernel,
+# and the CRIU checkpoint/restore tests that can only run there (tests/checkpoint.rs; qemu VM,
+# under TCG); prints
 # "cgroup-v2 VM tests skipped: REASON" where the VM cannot be had. BERTH_VM=0 skips it.
 if [ "${BERTH_VM:-1}" = 1 ]; then
   bash integration/vm/run-cgroup-tests.sh

@@ -69,6 +69,92 @@ pub enum Command {
     Events(Events),
     /// display the processes running inside a container
     Ps(Ps),
+    /// checkpoint a running container (CRIU)
+    Checkpoint(Box<Checkpoint>),
+    /// restore a container from a previous checkpoint (CRIU)
+    Restore(Box<Restore>),
+}
+
+/// Flags `checkpoint` and `restore` share (runc's).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CriuFlags {
+    /// path for saving criu image files (default: ./checkpoint)
+    #[arg(long = "image-path", default_value = "")]
+    pub image_path: String,
+    /// path for saving work files and logs (default: the image path)
+    #[arg(long = "work-path", default_value = "")]
+    pub work_path: String,
+    /// allow open tcp connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// use userfaultfd to lazily restore memory pages
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// handle file locks, for safety
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft, full, strict or ignore
+    #[arg(long = "manage-cgroups-mode", default_value = "")]
+    pub manage_cgroups_mode: String,
+    /// create a namespace, but don't restore its properties (only "network")
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// enable auto deduplication of memory images
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Checkpoint {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// path for previous criu image files in pre-dump (relative to the image path)
+    #[arg(long = "parent-path", default_value = "")]
+    pub parent_path: String,
+    /// leave the process running after checkpointing
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// criu writes \0 to this FD once lazy-pages is ready
+    #[arg(long = "status-fd", default_value_t = -1, allow_hyphen_values = true)]
+    pub status_fd: i32,
+    /// ADDRESS:PORT of the page server
+    #[arg(long = "page-server", default_value = "")]
+    pub page_server: String,
+    /// dump the container's memory information only, leave the container running after this
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct Restore {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// path to an AF_UNIX socket which will receive the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<String>,
+    /// path to the root of the bundle directory
+    #[arg(short = 'b', long, default_value = "")]
+    pub bundle: String,
+    /// detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// file to write the process id to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<String>,
+    /// disable the use of the subreaper used to reap reparented processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// do not use pivot_root to jail the process inside the rootfs (CRIU restores the mounts)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]

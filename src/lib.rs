@@ -113,6 +113,8 @@ pub fn fuzz_cli(args: &[String]) {
         Command::Update(x) => x.id.as_str(),
         Command::Events(x) => x.id.as_str(),
         Command::Ps(x) => x.id.as_str(),
+        Command::Checkpoint(x) => x.id.as_str(),
+        Command::Restore(x) => x.id.as_str(),
         Command::List(_) | Command::Spec(_) | Command::Features => "",
     };
     let _ = container::state::validate_id(id);

@@ -72,6 +72,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Update(u) => commands::update::run(&g, &u),
         Command::Events(e) => commands::events::run(&g, &e.id, e.stats, &e.interval),
         Command::Ps(p) => commands::ps::run(&g, &p.id, &p.format, &p.ps_args),
+        Command::Checkpoint(c) => commands::checkpoint::run(&g, &c),
+        Command::Restore(r) => commands::restore::run(&g, &r),
     }
 }
 

@@ -93,3 +93,19 @@ fn features_list_the_memory_policy_modes_and_flags() {
         ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
     );
 }
+
+#[test]
+fn features_name_criu_only_when_it_is_there() {
+    let f = features();
+    let claim = f["annotations"]["io.github.berth.checkpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("criu")).find(|p| p.is_file()))
+        .unwrap_or(None);
+    match found {
+        Some(p) => assert!(claim.starts_with(&format!("criu ({})", p.display())), "{claim}"),
+        None => assert_eq!(claim, "unavailable: no criu in PATH"),
+    }
+}

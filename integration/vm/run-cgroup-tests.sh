@@ -8,7 +8,8 @@
 # not x86_64, no qemu, no kernel package); a failure under CI or with BERTH_VM_REQUIRED=1.
 # The test binaries run with --include-ignored: tests that need pure cgroup v2 are #[ignore]d
 # so that the host's summary shows them as not run.
-# Env: BERTH_VM_TESTS ("cgroups cgroups_core exec"; e.g. "cgroups lifecycle"), BERTH_VM_FILTER (test name
+# Env: BERTH_VM_TESTS ("cgroups cgroups_core exec checkpoint": tests/checkpoint.rs needs CRIU,
+# which works only here; e.g. "cgroups lifecycle"; "lib" for the unit tests), BERTH_VM_FILTER (test name
 # filter passed to the test binaries), BERTH_VM_BUILD (1: run build.sh
 # when artefacts are missing), plus run-in-vm.sh's VM_* variables (VM_OUT: build.sh's output,
 # default integration/vm/out).
@@ -41,15 +42,20 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not inst
 # points into this repo, which the VM mounts at the same path).
 # exec too: on pure v2 the init may be cloned into the cgroup, which changes how an exec's
 # process reaches it (and whether a container at its pids limit still gets one).
-TESTS=${BERTH_VM_TESTS:-cgroups cgroups_core exec}
+TESTS=${BERTH_VM_TESTS:-cgroups cgroups_core exec checkpoint}
 targs=()
-for t in $TESTS; do targs+=(--test "$t"); done
+# "lib": the unit tests (with a filter: e.g. the CRIU RPC check, BERTH_VM_FILTER=criu)
+for t in $TESTS; do if [ "$t" = lib ]; then targs+=(--lib); else targs+=(--test "$t"); fi; done
 cargo build --quiet
 BINS=$(cargo test --no-run --message-format=json "${targs[@]}" 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .profile.test == true) | .executable')
 [ -n "$BINS" ] || { echo "vm: no test executables built" >&2; exit 1; }
 
 payload="rc=0; echo \"vm: \$(uname -r), cgroup: \$(stat -fc %T /sys/fs/cgroup)\";"
+# Module autoloading for CRIU's kernel probe (tests/checkpoint.rs; CRIU.md): the guest's
+# /sbin/modprobe is the host's, absent without kmod; busybox's reads the shared module tree.
+# init does this too; repeated for VM images built from an older init.
+payload+=' [ -x "$(cat /proc/sys/kernel/modprobe)" ] || echo /.busybox-bin/modprobe > /proc/sys/kernel/modprobe;'
 payload+=" grep -q cgroup2 /proc/mounts && ! grep -q ' cgroup ' /proc/mounts || { echo 'vm: not a pure cgroup v2 guest'; exit 3; };"
 for b in $BINS; do
     payload+=" echo \"vm: running $(basename "$b")\"; $b --test-threads=1 --include-ignored ${BERTH_VM_FILTER:-} || rc=1;"

@@ -30,9 +30,20 @@ pub fn document() -> serde_json::Value {
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
-            "io.github.berth.commit": option_env!("BERTH_COMMIT").unwrap_or("unknown")
+            "io.github.berth.commit": option_env!("BERTH_COMMIT").unwrap_or("unknown"),
+            "io.github.berth.checkpoint": checkpoint()
         }
     })
+}
+
+/// checkpoint/restore drive the `criu` binary: named when it is there. Whether this kernel is
+/// one CRIU supports only `criu check` can tell (integration/vm/CRIU.md), so nothing more is
+/// claimed.
+fn checkpoint() -> String {
+    match crate::criu::find() {
+        Some(p) => format!("criu ({}); needs a kernel `criu check` accepts", p.display()),
+        None => "unavailable: no criu in PATH".into(),
+    }
 }
 
 pub fn run() -> Result<i32> {
