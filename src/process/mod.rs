@@ -386,9 +386,9 @@ impl Plan {
     /// its rootfs mount; then it asks (`JoinWait`) and waits for `Joined` before its first
     /// mount in the rootfs. On v1 the first cgroup.procs write after a quiet spell waits for an
     /// RCU grace period (cgroup_threadgroup_rwsem), milliseconds that would otherwise be added
-    /// to every `run`.
+    /// to every `run`. Not for exec, whose init never asks (exec_init).
     pub fn joins_cgroups_after_go(&self) -> bool {
-        self.ns.joins.is_empty() && !self.fork_after
+        !self.exec && self.ns.joins.is_empty() && !self.fork_after
     }
 }
 
@@ -538,6 +538,12 @@ pub fn launch(
             }
             // sync 6
             Some(Msg::Pid(p)) => {
+                // Only from the fork path's intermediate, once, naming a child of ours: the
+                // socket can be copied by a process in a pid namespace the init shares (see
+                // ForkedPid below), and the pid is placed in the cgroups and killed on error.
+                if !plan.fork_after || plan.fork_last || init_pid != pid || !our_child(p, pid) {
+                    bail!("sync: pid {p} from the container's init is not a process berth started");
+                }
                 init_pid = p;
                 guard.push(p);
                 // The intermediate exits right after sending the pid.
@@ -620,22 +626,19 @@ pub fn launch(
         // The child holds its end of the socket inside the container, where a process with
         // CAP_SYS_PTRACE can take a copy (pidfd_getfd) and write to us: a pid is believed only
         // if it is a child of ours (the guard would otherwise kill whatever process it names).
-        use nix::sys::wait::{waitid, Id, WaitPidFlag};
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        if init_pid == pid || waitid(Id::Pid(nix::unistd::Pid::from_raw(init_pid)), flags).is_err() {
+        if !our_child(init_pid, pid) {
             bail!("sync: pid {init_pid} from the container's init is not a process berth started");
         }
         guard.push(init_pid);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         guard.reaped(pid);
-        if !in_cgroup {
-            // It waits for Start: nothing of the program runs before it is inside.
-            place(init_pid)?;
-            if let Some(c) = &plan.attrs.affinity_final {
-                // Joining a cpuset resets the affinity before Linux 6.2.
-                crate::sys::sched_setaffinity(init_pid, &c.mask)
-                    .map_err(|e| anyhow!("set CPU affinity {} (execCPUAffinity.final): {e}", c.text))?;
-            }
+        // It waits for Start: nothing of the program runs before it is inside. (The init was
+        // not cloned into the cgroups: fork_last implies fork_after, see clone_into.)
+        place(init_pid)?;
+        if let Some(c) = &plan.attrs.affinity_final {
+            // Joining a cpuset resets the affinity before Linux 6.2.
+            crate::sys::sched_setaffinity(init_pid, &c.mask)
+                .map_err(|e| anyhow!("set CPU affinity {} (execCPUAffinity.final): {e}", c.text))?;
         }
     }
     Ok(Launched {
@@ -645,6 +648,14 @@ pub fn launch(
         guard,
         net_devices,
     })
+}
+
+/// `p` is a live child of ours other than the init we cloned (`init`): the processes the
+/// intermediate or the trampoline fork with CLONE_PARENT are.
+fn our_child(p: i32, init: i32) -> bool {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    p > 0 && p != init && waitid(Id::Pid(nix::unistd::Pid::from_raw(p)), flags).is_ok()
 }
 
 /// Write the pid file atomically (runc writes the bare number, no newline).
