@@ -453,18 +453,15 @@ impl Manager {
             // v1 hierarchies systemd does not manage get the directory from berth, as runc's
             // joinCgroups; where systemd put the process already, the write changes nothing.
             for p in &self.paths {
-                if let Err(e) = std::fs::create_dir(p) {
-                    if e.kind() != std::io::ErrorKind::AlreadyExists {
-                        return Err(anyhow!("create cgroup {}: {e}", p.display()));
-                    }
-                }
+                std::fs::create_dir_all(p).map_err(|e| anyhow!("create cgroup {}: {e}", p.display()))?;
             }
-            self.write_procs(pid)?;
             if !v2 {
+                // A new v1 cpuset takes no task until its CPUs and memory nodes are set.
                 for p in &self.paths {
                     fill_cpusets(p)?;
                 }
             }
+            self.write_procs(pid)?;
             return self.apply_files(&files, st.devices.as_deref(), false);
         }
         self.write_procs(pid)
@@ -666,8 +663,10 @@ impl Manager {
     /// sub-cgroups its processes made (as runc's RemovePath); a parent berth made stays while
     /// another container's cgroup lives under it.
     pub fn destroy(&self) -> Result<()> {
-        self.stop_unit()?;
-        self.destroy_with(RMDIR_TRIES)
+        // The directories go even when systemd cannot be reached; its error is still reported.
+        let stopped = self.stop_unit();
+        let removed = self.destroy_with(RMDIR_TRIES);
+        stopped.and(removed)
     }
 
     /// systemd driver: stop the container's unit (systemd kills what is left in it and removes
@@ -681,8 +680,9 @@ impl Manager {
 
     /// `destroy` without waiting: fails at once on a directory that is still busy.
     pub fn destroy_once(&self) -> Result<()> {
-        self.stop_unit()?;
-        self.destroy_with(0)
+        let stopped = self.stop_unit();
+        let removed = self.destroy_with(0);
+        stopped.and(removed)
     }
 
     fn destroy_with(&self, tries: u32) -> Result<()> {
