@@ -135,19 +135,7 @@ fn make(g: &Global, opts: &CreateOpts, id: &str, mode: Mode, foreground: bool) -
     } else {
         None
     };
-    let st = &mut container.state;
-    st.bundle = b.dir.to_string_lossy().into_owned();
-    st.rootfs = b.rootfs.to_string_lossy().into_owned();
-    st.created = crate::timefmt::rfc3339_nanos(std::time::SystemTime::now());
-    st.owner = nix::unistd::geteuid().as_raw();
-    st.annotations = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
-    st.own_pidns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
-    st.hooks = b.spec.hooks().clone();
-    container.record_inherited(linux)?;
+    container.record_bundle(&b, linux)?;
     crate::fault::point("before-state");
     if let Some(cg) = &cgroup {
         container.state.cgroup = cg.clone();

@@ -115,19 +115,7 @@ pub fn run(g: &Global, a: &Restore) -> Result<i32> {
         dir: Some(c.dir.clone()),
         cgroup: None,
     };
-    let st = &mut c.state;
-    st.bundle = b.dir.to_string_lossy().into_owned();
-    st.rootfs = b.rootfs.to_string_lossy().into_owned();
-    st.created = crate::timefmt::rfc3339_nanos(std::time::SystemTime::now());
-    st.owner = nix::unistd::geteuid().as_raw();
-    st.annotations = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
-    st.own_pidns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
-    st.hooks = b.spec.hooks().clone();
-    c.record_inherited(linux)?;
+    c.record_bundle(&b, linux)?;
     if use_cgroups {
         let cp = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
         let mut cg = Manager::plan(cp.as_deref(), &a.id, g.rootless())?;

@@ -400,6 +400,29 @@ impl Container {
         self.is_init(proc_stat_in(dir.as_fd())).then_some(dir)
     }
 
+    /// Record a new container's bundle in its state (create and restore): paths, creation time,
+    /// owner, annotations, whether it has a pid namespace of its own, its hooks, and what
+    /// `exec` inherits (`record_inherited`). state.json is saved by the caller.
+    pub fn record_bundle(
+        &mut self,
+        b: &crate::container::bundle::Bundle,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<()> {
+        let st = &mut self.state;
+        st.bundle = b.dir.to_string_lossy().into_owned();
+        st.rootfs = b.rootfs.to_string_lossy().into_owned();
+        st.created = crate::timefmt::rfc3339_nanos(std::time::SystemTime::now());
+        st.owner = nix::unistd::geteuid().as_raw();
+        st.annotations = b.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+        st.own_pidns = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none());
+        st.hooks = b.spec.hooks().clone();
+        self.record_inherited(linux)
+    }
+
     /// Record what `exec` inherits from this create: the namespaces and the seccomp profile
     /// (written to SECCOMP_FILE here; state.json is saved by the caller).
     pub fn record_inherited(&mut self, linux: &oci_spec::runtime::Linux) -> Result<()> {
